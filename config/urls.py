@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core.views import healthz
+from principles.api import PrincipleListApi
+
+admin.site.site_header = "Safeguard administration"
+admin.site.site_title = "Safeguard admin"
+
+api_v1 = [
+    path("principles", PrincipleListApi.as_view(), name="principles"),
+    path("", include("moderation.api_urls")),
+]
+
+urlpatterns = [
+    path("", include("moderation.urls")),
+    path("", include("core.urls")),
+    path("healthz", healthz, name="healthz"),
+    path("principles/", include("principles.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,43 @@
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import ApiToken, AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only; nobody edits or deletes it, admins included."""
+
+    list_display = ("id", "created_at", "actor_label", "verb", "object_type", "object_id")
+    list_filter = ("verb", "object_type")
+    search_fields = ("actor_label", "object_id", "verb")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "user", "scope", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = (
+        "name",
+        "prefix",
+        "key_hash",
+        "user",
+        "scope",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # keys are shown once: create them with `manage.py create_api_token`
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # revoke instead, so the audit trail keeps the token

@@ -1,0 +1,51 @@
+"""API plumbing shared by every app: one error shape from one exception handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, list):
+        return [str(d) for d in detail]
+    if isinstance(detail, dict):
+        return {k: _flatten(v) for k, v in detail.items()}
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every API error is `{"error": {"code", "message", "fields"?}}`."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = getattr(exc, "default_code", "error")
+    detail = getattr(exc, "detail", None)
+    body: dict[str, Any] = {"code": code}
+    if isinstance(exc, exceptions.ValidationError) and isinstance(detail, dict):
+        body["code"] = "invalid"
+        body["message"] = "The request is invalid; see fields."
+        body["fields"] = _flatten(detail)
+    elif isinstance(detail, list):
+        body["message"] = "; ".join(str(d) for d in detail)
+    else:
+        body["message"] = str(detail) if detail is not None else str(exc)
+        if hasattr(detail, "code") and detail.code:
+            body["code"] = detail.code
+    response.data = {"error": body}
+    return response

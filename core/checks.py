@@ -1,0 +1,63 @@
+"""System checks for misconfiguration that would leak evidence or lose work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+
+def _is_within(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+@register(Tags.security)
+def check_evidence_is_private(app_configs: Any, **kwargs: Any) -> list[Error]:
+    errors: list[Error] = []
+    if settings.MEDIA_URL not in ("", "/"):  # Django prefixes an empty value with "/"
+        errors.append(
+            Error(
+                "MEDIA_URL must stay empty: evidence is never served from a public URL.",
+                hint="Media are read only through the authenticated, audited media view.",
+                id="safeguard.E001",
+            )
+        )
+    evidence = Path(settings.EVIDENCE_ROOT)
+    public_dirs = [Path(settings.STATIC_ROOT), *map(Path, settings.STATICFILES_DIRS)]
+    for public in public_dirs:
+        if _is_within(evidence, public) or _is_within(public, evidence):
+            errors.append(
+                Error(
+                    f"EVIDENCE_ROOT ({evidence}) overlaps a static directory ({public}).",
+                    hint="Keep evidence in private storage outside every static directory.",
+                    id="safeguard.E002",
+                )
+            )
+    return errors
+
+
+@register()
+def check_task_execution(app_configs: Any, **kwargs: Any) -> list[Warning]:
+    warnings: list[Warning] = []
+    if settings.IS_POSTGRES and settings.CELERY_TASK_ALWAYS_EAGER and not settings.DEBUG:
+        warnings.append(
+            Warning(
+                "PostgreSQL is configured but Celery runs tasks in-process (no REDIS_URL).",
+                hint="Set REDIS_URL and run workers for the hashing, default and packets queues.",
+                id="safeguard.W001",
+            )
+        )
+    if settings.CELERY_TASK_TIME_LIMIT <= settings.CELERY_TASK_SOFT_TIME_LIMIT:
+        warnings.append(
+            Warning(
+                "CELERY_TASK_TIME_LIMIT should exceed CELERY_TASK_SOFT_TIME_LIMIT.",
+                id="safeguard.W002",
+            )
+        )
+    return warnings

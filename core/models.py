@@ -1,0 +1,94 @@
+"""Cross-cutting records every app writes: the audit log and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """One append-only, hash-chained record of a state change (shaped like admin's LogEntry).
+
+    `hash` = SHA-256 over the previous event's hash and this event's canonical content, so any
+    edit, deletion or reordering breaks the chain from that point on (`manage.py verify_audit`).
+    On PostgreSQL a trigger also forbids UPDATE and DELETE of audit rows.
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+    # PROTECT: an actor with audit history cannot be deleted (deactivate the account instead);
+    # deleting would null the FK, i.e. rewrite history.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=150)
+    verb = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.actor_label} {self.verb} {self.object_type}:{self.object_id}"
+
+    def canonical(self) -> bytes:
+        body: dict[str, Any] = {
+            "created_at": self.created_at.isoformat(),
+            "actor_id": self.actor_id,
+            "actor_label": self.actor_label,
+            "verb": self.verb,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "data": self.data,
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256(self.prev_hash.encode() + b"|" + self.canonical()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """An API credential. Only the SHA-256 of the key is stored; the key is shown once."""
+
+    class Scope(models.TextChoices):
+        PLATFORM = "platform", "Platform intake (submits items and reports)"
+        CONSOLE = "console", "Console user (acts with the user's permissions)"
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(
+        max_length=12, help_text="First characters of the key, to recognise it"
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

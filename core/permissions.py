@@ -1,0 +1,36 @@
+"""Shared DRF permission classes. Per-resource tables live in each app's permissions.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import DjangoModelPermissions
+from rest_framework.request import Request
+
+from .models import ApiToken
+
+
+class ReadPermission(DjangoModelPermissions):
+    """DjangoModelPermissions that also requires the `view_` permission for GET (DRF doesn't)."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+class IsPlatformToken:
+    """The caller authenticated with a platform (intake) token."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        auth = request.auth
+        return isinstance(auth, ApiToken) and auth.scope == ApiToken.Scope.PLATFORM
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        return self.has_permission(request, view)
+
+
+def is_platform_request(request: Request) -> bool:
+    auth = getattr(request, "auth", None)
+    return isinstance(auth, ApiToken) and auth.scope == ApiToken.Scope.PLATFORM

@@ -1,0 +1,72 @@
+"""Thin Celery tasks: take ids, treat DoesNotExist as done, call one service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from .models import Case
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="moderation.hash_media_batch", acks_late=True, max_retries=5)
+def hash_media_batch(media_ids: list[int]) -> list[int]:
+    from .pipeline import media_claim_batch, media_hash
+
+    claimed = media_claim_batch(media_ids=media_ids, batch_size=settings.SAFEGUARD_HASH_BATCH_SIZE)
+    for media_id in claimed:
+        media_hash(media_id=media_id)
+    return claimed
+
+
+@shared_task(name="moderation.sweep_stuck_media")
+def sweep_stuck_media() -> int:
+    from .pipeline import media_sweep_stuck
+
+    retry = media_sweep_stuck()
+    for start in range(0, len(retry), settings.SAFEGUARD_HASH_BATCH_SIZE):
+        hash_media_batch.delay(retry[start : start + settings.SAFEGUARD_HASH_BATCH_SIZE])
+    return len(retry)
+
+
+@shared_task(name="moderation.rescan_list", acks_late=True)
+def rescan_list(hash_list_id: int, after_id: int = 0) -> None:
+    from .pipeline import media_rescan_batch
+
+    cursor = media_rescan_batch(hash_list_id=hash_list_id, after_id=after_id)
+    if cursor is not None:
+        # Batch jobs re-enqueue themselves, so no task runs long and a restart resumes.
+        rescan_list.delay(hash_list_id, cursor)
+
+
+@shared_task(name="moderation.import_hash_list", acks_late=True)
+def import_hash_list(import_id: int) -> None:
+    from .hashlists import hash_import_run
+
+    hash_import_run(import_id=import_id)
+
+
+@shared_task(name="moderation.expire_leases")
+def expire_leases() -> int:
+    from .queue import case_expire_leases
+
+    return case_expire_leases()
+
+
+def enqueue_rescan(hash_list_id: int) -> None:
+    transaction.on_commit(lambda: rescan_list.delay(hash_list_id, 0))
+
+
+__all__ = [
+    "Case",
+    "enqueue_rescan",
+    "expire_leases",
+    "hash_media_batch",
+    "import_hash_list",
+    "rescan_list",
+    "sweep_stuck_media",
+]

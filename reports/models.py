@@ -1,0 +1,1 @@
+"""Referral packets and transparency reports (built in a later step; see the issues)."""

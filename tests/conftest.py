@@ -1,0 +1,146 @@
+"""Shared fixtures: personas (moderator, lead, admin, outsider), API clients, Celery mode.
+
+Service-backed tests carry markers (postgres, redis, worker, e2e). Without the service they
+skip — except under CI=true, where a skip of a service test is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+from rest_framework.test import APIClient
+
+from core.audit import SystemActor
+from core.roles import ADMIN, MODERATOR, SAFETY_LEAD
+from core.services import api_token_create
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PASSWORD = "correct-horse-battery-staple-9"
+
+
+def service_unavailable(reason: str) -> None:
+    """Skip locally; fail in CI (service tests may not be skipped there)."""
+    if IN_CI:
+        pytest.fail(f"Service test cannot run under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and not _database_is_postgres():
+        service_unavailable("needs PostgreSQL (set DATABASE_URL=postgres://…)")
+
+
+def _database_is_postgres() -> bool:
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("evidence")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root), "base_url": None},
+        },
+    }
+    settings.EVIDENCE_ROOT = root
+    settings.SAFEGUARD_INDEX_DIR = tmp_path_factory.mktemp("index")
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Unit tests run tasks in-process; tests marked `worker` use a real worker and broker."""
+    from config.celery import app
+
+    eager = request.node.get_closest_marker("worker") is None
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous
+
+
+def _user(django_user_model: Any, username: str, role: str | None) -> Any:
+    user = django_user_model.objects.create_user(
+        username=username,
+        password=PASSWORD,
+        email=f"{username}@example.org",
+        is_staff=role == ADMIN,
+    )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def moderator(db: None, django_user_model: Any) -> Any:
+    return _user(django_user_model, "mod1", MODERATOR)
+
+
+@pytest.fixture
+def moderator2(db: None, django_user_model: Any) -> Any:
+    return _user(django_user_model, "mod2", MODERATOR)
+
+
+@pytest.fixture
+def lead(db: None, django_user_model: Any) -> Any:
+    return _user(django_user_model, "lead1", SAFETY_LEAD)
+
+
+@pytest.fixture
+def lead2(db: None, django_user_model: Any) -> Any:
+    return _user(django_user_model, "lead2", SAFETY_LEAD)
+
+
+@pytest.fixture
+def admin_user(db: None, django_user_model: Any) -> Any:
+    return _user(django_user_model, "admin1", ADMIN)
+
+
+@pytest.fixture
+def outsider(db: None, django_user_model: Any) -> Any:
+    """Authenticated, but in no role."""
+    return _user(django_user_model, "outsider", None)
+
+
+@pytest.fixture
+def platform_key(db: None) -> str:
+    _, key = api_token_create(name="test-platform", actor=SystemActor("test"))
+    return key
+
+
+@pytest.fixture
+def platform_client(platform_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {platform_key}")
+    return client
+
+
+@pytest.fixture
+def other_platform_client(db: None) -> APIClient:
+    _, key = api_token_create(name="other-platform", actor=SystemActor("test"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+__all__ = ["PASSWORD", "client_for", "connection", "service_unavailable"]

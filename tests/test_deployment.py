@@ -1,0 +1,46 @@
+"""docker-compose.yml can't run here (no Docker engine): parse it and check it against settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = (ROOT / "config" / "settings.py").read_text()
+ENV_EXAMPLE = (ROOT / ".env.example").read_text()
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _settings_variables() -> set[str]:
+    return set(re.findall(r'env_(?:str|bool|int|list|url)\(\s*"([A-Z0-9_]+)"', SETTINGS))
+
+
+class DockerComposeTests:
+    def test_it_runs_the_whole_production_stack(self) -> None:
+        services = _compose()["services"]
+        assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
+        assert "gunicorn config.wsgi:application" in services["web"]["command"]
+        assert "migrate" in services["web"]["command"]
+        assert "-Q hashing,default,packets" in services["worker"]["command"]
+        assert services["beat"]["command"].startswith("celery -A config beat")
+
+    def test_every_service_has_a_health_check_and_named_volumes_exist(self) -> None:
+        compose = _compose()
+        for name, service in compose["services"].items():
+            assert "healthcheck" in service, name
+        assert set(compose["volumes"]) == {"pgdata", "redisdata", "evidence"}
+
+    def test_every_variable_it_sets_exists_in_settings(self) -> None:
+        known = _settings_variables()
+        for name in ("web", "worker", "beat"):
+            for variable in _compose()["services"][name]["environment"]:
+                assert variable in known, f"{name} sets {variable}, which settings never read"
+
+    def test_every_settings_variable_is_documented_in_env_example(self) -> None:
+        documented = set(re.findall(r"^([A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.M))
+        assert _settings_variables() <= documented, _settings_variables() - documented
