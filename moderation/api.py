@@ -14,13 +14,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.permissions import is_platform_request
+from core.permissions import ReadPermission, is_platform_request
 
+from .hashlists import HashListError, hash_import_start, hash_list_upsert
 from .media.validation import MediaRejected
-from .models import Item
+from .models import HashImport, HashList, Item
 from .permissions import CanReadItems, CanSubmitItems, CanSubmitReports
 from .selectors import case_visible_to
 from .serializers import (
+    HashImportInputSerializer,
+    HashImportSerializer,
+    HashListInputSerializer,
+    HashListSerializer,
     ItemCreatedSerializer,
     ItemDetailSerializer,
     ItemInputSerializer,
@@ -168,3 +173,79 @@ class ReportCreateApi(APIView):
             ).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+class HashListListCreateApi(APIView):
+    """List hash lists (leads and admins) or create one (admins)."""
+
+    permission_classes = [ReadPermission]
+    queryset = HashList.objects.all()
+
+    @extend_schema(operation_id="hash_lists_list", responses=HashListSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        lists = HashList.objects.prefetch_related("hashes").order_by("name")
+        return Response(HashListSerializer(lists, many=True).data)
+
+    @extend_schema(
+        operation_id="hash_lists_create",
+        request=HashListInputSerializer,
+        responses={201: HashListSerializer, 200: HashListSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = HashListInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            hash_list, created = hash_list_upsert(actor=request.user, **serializer.validated_data)
+        except HashListError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(
+            HashListSerializer(hash_list).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class HashImportCreateApi(APIView):
+    """Upload a CSV into a list; a worker imports it. Poll the returned import for progress."""
+
+    permission_classes = [ReadPermission]
+    queryset = HashList.objects.all()
+    parser_classes = [MultiPartParser]
+
+    def get_permissions(self) -> list[Any]:
+        return [_ChangeHashList()]
+
+    @extend_schema(
+        operation_id="hash_imports_create",
+        request={"multipart/form-data": HashImportInputSerializer},
+        responses={202: HashImportSerializer},
+    )
+    def post(self, request: Request, list_id: int) -> Response:
+        hash_list = get_object_or_404(HashList, pk=list_id)
+        serializer = HashImportInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            imp = hash_import_start(
+                hash_list=hash_list,
+                upload=serializer.validated_data["file"],
+                actor=request.user,
+                created_by=request.user,
+            )
+        except HashListError as exc:
+            raise ValidationError({"file": str(exc)}) from exc
+        return Response(HashImportSerializer(imp).data, status=status.HTTP_202_ACCEPTED)
+
+
+class HashImportDetailApi(APIView):
+    permission_classes = [ReadPermission]
+    queryset = HashList.objects.all()
+
+    @extend_schema(operation_id="hash_imports_retrieve", responses=HashImportSerializer)
+    def get(self, request: Request, import_id: int) -> Response:
+        imp = get_object_or_404(HashImport.objects.select_related("hash_list"), pk=import_id)
+        return Response(HashImportSerializer(imp).data)
+
+
+class _ChangeHashList(ReadPermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm("moderation.change_hashlist"))

@@ -178,6 +178,25 @@ def hash_import_create(
     return imp
 
 
+def hash_import_start(
+    *, hash_list: HashList, upload: Any, actor: Actor, created_by: Any = None
+) -> HashImport:
+    """Store an uploaded CSV and hand it to a worker (after commit); the console polls progress."""
+    if upload.size > MAX_IMPORT_BYTES:
+        raise HashListError(f"The file is larger than {MAX_IMPORT_BYTES} bytes.")
+    imp = hash_import_create(
+        hash_list=hash_list,
+        content=upload.read(),
+        filename=upload.name or "",
+        actor=actor,
+        created_by=created_by,
+    )
+    from .tasks import enqueue_import
+
+    enqueue_import(imp.pk)
+    return imp
+
+
 def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | None:
     """Import a CSV into its list in chunks, keeping progress; idempotent on re-run.
 

@@ -85,6 +85,25 @@ def _verify_custody(media: Media) -> Path:
     return path
 
 
+def hash_file(path: Path, *, kind: str) -> MediaHashes:
+    """The hashes the worker stores for one file: all of them for images, digests otherwise."""
+    if kind == "image":
+        return compute_hashes(path, max_pixels=settings.SAFEGUARD_MAX_PIXELS)
+    sha256, md5, sha1 = file_digests(path)
+    return MediaHashes(
+        sha256=sha256,
+        md5=md5,
+        sha1=sha1,
+        pdq=None,
+        pdq_quality=None,
+        phash=None,
+        dhash=None,
+        width=None,
+        height=None,
+        exif={},
+    )
+
+
 def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
     """Hash one claimed media file, record the hashes, match them, and update its case.
 
@@ -93,22 +112,7 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
     media = Media.objects.select_related("item").get(pk=media_id)
     try:
         path = _verify_custody(media)
-        if media.kind == "image":
-            hashes = compute_hashes(path, max_pixels=settings.SAFEGUARD_MAX_PIXELS)
-        else:
-            sha256, md5, sha1 = file_digests(path)
-            hashes = MediaHashes(
-                sha256=sha256,
-                md5=md5,
-                sha1=sha1,
-                pdq=None,
-                pdq_quality=None,
-                phash=None,
-                dhash=None,
-                width=None,
-                height=None,
-                exif={},
-            )
+        hashes = hash_file(path, kind=media.kind)
     except (HashingError, OSError, ValueError) as exc:
         return _record_failure(media=media, reason=str(exc)[:2000], actor=actor)
 

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from principles.models import HarmCategory
 
-from .models import Case, Flag, Item, Match, Media
+from .models import Case, Flag, HashImport, HashList, Item, Match, Media
 
 
 class _CategoryField(serializers.SlugRelatedField):
@@ -173,4 +173,61 @@ class CaseSummarySerializer(serializers.ModelSerializer):
             "sla_due_at",
             "lease_expires_at",
             "created_at",
+        )
+
+
+class HashListSerializer(serializers.ModelSerializer):
+    size = serializers.IntegerField(read_only=True, source="hashes.count")
+
+    class Meta:
+        model = HashList
+        fields = (
+            "id",
+            "name",
+            "provider",
+            "algorithm",
+            "threshold",
+            "enabled",
+            "verified",
+            "version",
+            "size",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("id", "version", "size", "created_at", "updated_at")
+
+
+class HashListInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    provider = serializers.ChoiceField(choices=HashList.Provider.choices, required=False)
+    algorithm = serializers.ChoiceField(choices=HashList.Algorithm.choices)
+    threshold = serializers.IntegerField(min_value=0, max_value=31, required=False)
+    enabled = serializers.BooleanField(required=False)
+    verified = serializers.BooleanField(required=False)
+
+
+class HashImportInputSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV rows: hash,category,metadata (JSON object)")
+
+
+class HashImportSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(source="progress_percent")
+    list = serializers.CharField(source="hash_list.name")
+
+    class Meta:
+        model = HashImport
+        fields = (
+            "id",
+            "list",
+            "status",
+            "percent",
+            "total_rows",
+            "processed_rows",
+            "added",
+            "updated",
+            "invalid_count",
+            "invalid",
+            "error",
+            "created_at",
+            "finished_at",
         )

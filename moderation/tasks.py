@@ -8,8 +8,6 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from .models import Case
-
 logger = logging.getLogger(__name__)
 
 
@@ -61,12 +59,5 @@ def enqueue_rescan(hash_list_id: int) -> None:
     transaction.on_commit(lambda: rescan_list.delay(hash_list_id, 0))
 
 
-__all__ = [
-    "Case",
-    "enqueue_rescan",
-    "expire_leases",
-    "hash_media_batch",
-    "import_hash_list",
-    "rescan_list",
-    "sweep_stuck_media",
-]
+def enqueue_import(import_id: int) -> None:
+    transaction.on_commit(lambda: import_hash_list.delay(import_id))
