@@ -200,12 +200,17 @@ CELERY_TASK_ROUTES = {
     "moderation.hash_media_batch": {"queue": "hashing"},
     "moderation.rescan_list": {"queue": "hashing"},
     "moderation.import_hash_list": {"queue": "default"},
+    "moderation.deliver_webhook": {"queue": "default"},
     "reports.*": {"queue": "packets"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-hashing": {
         "task": "moderation.sweep_stuck_media",
         "schedule": timedelta(minutes=2),
+    },
+    "retry-webhooks": {
+        "task": "moderation.retry_webhooks",
+        "schedule": timedelta(minutes=1),
     },
     "expire-leases": {
         "task": "moderation.expire_leases",
@@ -325,6 +330,22 @@ SAFEGUARD_HASH_BATCH_SIZE = env_int("SAFEGUARD_HASH_BATCH_SIZE", 12, minimum=1)
 SAFEGUARD_HASH_STUCK_AFTER_SECONDS = env_int("SAFEGUARD_HASH_STUCK_AFTER_SECONDS", 600, minimum=30)
 SAFEGUARD_HASH_MAX_ATTEMPTS = env_int("SAFEGUARD_HASH_MAX_ATTEMPTS", 5, minimum=1)
 SAFEGUARD_LEASE_SECONDS = env_int("SAFEGUARD_LEASE_SECONDS", 15 * 60, minimum=30)
+# Exposure: reveals per moderator per UTC day. Soft limit → a break prompt; hard limit → reveals
+# are blocked until a safety lead lifts the limit for that day.
+SAFEGUARD_REVEAL_SOFT_LIMIT = env_int("SAFEGUARD_REVEAL_SOFT_LIMIT", 20, minimum=1)
+SAFEGUARD_REVEAL_HARD_LIMIT = env_int("SAFEGUARD_REVEAL_HARD_LIMIT", 50, minimum=1)
+# How long one reveal lets its moderator load that media through the media view.
+SAFEGUARD_REVEAL_WINDOW_SECONDS = env_int("SAFEGUARD_REVEAL_WINDOW_SECONDS", 300, minimum=10)
+SAFEGUARD_DECISION_WEBHOOK_URL = env_url(
+    "SAFEGUARD_DECISION_WEBHOOK_URL", schemes=("http", "https")
+)
+SAFEGUARD_WEBHOOK_SECRET = env_str("SAFEGUARD_WEBHOOK_SECRET")
+if SAFEGUARD_DECISION_WEBHOOK_URL and not SAFEGUARD_WEBHOOK_SECRET:
+    raise ImproperlyConfigured(
+        "SAFEGUARD_WEBHOOK_SECRET is required when SAFEGUARD_DECISION_WEBHOOK_URL is set "
+        "(the platform verifies the X-Safeguard-Signature header with it)."
+    )
+SAFEGUARD_WEBHOOK_MAX_ATTEMPTS = env_int("SAFEGUARD_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 SAFEGUARD_INDEX_DIR = Path(env_str("SAFEGUARD_INDEX_DIR", str(VAR_DIR / "hash-index")))
 SAFEGUARD_ORG_NAME = env_str("SAFEGUARD_ORG_NAME", "Example Platform Ltd")
 SAFEGUARD_DEMO_PASSWORD = env_str("SAFEGUARD_DEMO_PASSWORD")

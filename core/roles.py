@@ -79,10 +79,18 @@ def sync_roles(group_model: Any, perm_model: Any) -> None:
 
 
 def sync_roles_after_migrate(sender: Any, **kwargs: Any) -> None:
+    """After migrate (and after a test flush), make sure every app's permissions exist, then
+    give the roles theirs. post_migrate runs app by app, so without the first step the roles
+    would miss the permissions of apps whose signal has not run yet."""
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
     from django.contrib.auth.models import Group, Permission
 
     if sender.name != "core":
         return
+    using = kwargs.get("using", "default")
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using)
     sync_roles(Group, Permission)
 
 

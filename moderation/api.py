@@ -56,7 +56,9 @@ def _item_input(data: dict[str, Any], *, flag_source: str = "api") -> ItemInput:
 
 
 def _items_for(request: Request) -> QuerySet[Item]:
-    qs = Item.objects.select_related("media", "category_hint").prefetch_related("flags__category")
+    qs = Item.objects.select_related("media", "category_hint").prefetch_related(
+        "flags__category", "media__matches__hash_list", "media__matches__known_hash"
+    )
     if is_platform_request(request):
         return qs.filter(submitted_by=request.user)
     return qs.filter(case__in=case_visible_to(request.user))

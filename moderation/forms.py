@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth import get_user_model
 
-from .models import HashList
+from principles.models import HarmCategory
+
+from .models import Decision, HashList
 
 
 class HashListForm(forms.Form):
@@ -23,3 +26,32 @@ class HashListForm(forms.Form):
 
 class HashImportForm(forms.Form):
     file = forms.FileField(help_text="CSV: hash,category,metadata (metadata: JSON object).")
+
+
+class DecisionForm(forms.Form):
+    outcome = forms.ChoiceField(choices=Decision.Outcome.choices)
+    categories = forms.ModelMultipleChoiceField(
+        queryset=HarmCategory.objects.all(), to_field_name="code", required=False
+    )
+    rationale = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20000
+    )
+    claimed_at = forms.CharField(widget=forms.HiddenInput, required=False)
+
+
+class BulkDecisionForm(forms.Form):
+    outcome = forms.ChoiceField(
+        choices=[
+            (Decision.Outcome.REMOVE_AND_REPORT, "Remove and report"),
+            (Decision.Outcome.REMOVE, "Remove"),
+        ]
+    )
+    rationale = forms.CharField(required=False, max_length=2000)
+
+
+class ExposureLiftForm(forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True, groups__name="Moderator")
+    )
+    extra_reveals = forms.IntegerField(min_value=1, max_value=200, initial=10)
+    reason = forms.CharField(max_length=500)

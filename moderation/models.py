@@ -460,3 +460,54 @@ class Reveal(models.Model):
 
     def __str__(self) -> str:
         return f"Reveal of media {self.media_id} by {self.user_id}"
+
+
+class ExposureLift(models.Model):
+    """A lead lifts a moderator's hard reveal limit for one day (with a reason)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    extra_reveals = models.PositiveIntegerField()
+    reason = models.CharField(max_length=500)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"+{self.extra_reveals} reveals for {self.user_id} on {self.day}"
+
+
+class WebhookDelivery(models.Model):
+    """One signed decision notification to the platform, with its attempts (delivery log)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="deliveries")
+    url = models.URLField(max_length=2000)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], name="webhook_due_idx", condition=Q(status="pending")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery {self.pk} of decision {self.decision_id} ({self.status})"

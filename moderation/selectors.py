@@ -84,3 +84,44 @@ def queue_page(
             | Q(priority=p, sla_due_at=due, id__gt=pk)
         )
     return list(qs.order_by("priority", "sla_due_at", "id")[:page_size])
+
+
+def case_detail(*, user: Any, pk: int) -> Case:
+    """A case with everything the review page shows, or DoesNotExist if the user may not see it."""
+    from django.db.models import Prefetch
+
+    from .models import Flag, Item, Match
+
+    items = (
+        Item.objects.select_related("media", "category_hint")
+        .prefetch_related(
+            Prefetch("flags", queryset=Flag.objects.select_related("category")),
+            Prefetch(
+                "media__matches", queryset=Match.objects.select_related("hash_list", "known_hash")
+            ),
+        )
+        .order_by("created_at", "id")
+    )
+    return (
+        case_visible_to(user)
+        .select_related("category", "claimed_by")
+        .prefetch_related(
+            Prefetch("items", queryset=items),
+            "decisions__categories",
+            "decisions__moderator",
+            "category__principles",
+        )
+        .get(pk=pk)
+    )
+
+
+def match_summaries(case_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per case: number of items and of hash matches — one grouped query for a whole page."""
+    from .models import Item
+
+    rows = (
+        Item.objects.filter(case_id__in=case_ids)
+        .values("case_id")
+        .annotate(items=Count("id", distinct=True), matches=Count("media__matches", distinct=True))
+    )
+    return {r["case_id"]: {"items": r["items"], "matches": r["matches"]} for r in rows}

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from principles.models import HarmCategory
 
-from .models import Case, Flag, HashImport, HashList, Item, Match, Media
+from .models import Case, Decision, Flag, HashImport, HashList, Item, Match, Media
 
 
 class _CategoryField(serializers.SlugRelatedField):
@@ -127,17 +127,14 @@ class ItemDetailSerializer(serializers.ModelSerializer):
             "flags",
         )
 
+    # Hashes and matches only, never bytes or a file URL. Callers prefetch media__matches.
     def get_media(self, item: Item) -> dict[str, Any] | None:
         media = getattr(item, "media", None)
         return MediaHashesSerializer(media).data if media else None
 
     def get_matches(self, item: Item) -> list[dict[str, Any]]:
         media = getattr(item, "media", None)
-        if media is None:
-            return []
-        return MatchSerializer(
-            media.matches.select_related("hash_list", "known_hash"), many=True
-        ).data
+        return MatchSerializer(media.matches.all(), many=True).data if media else []
 
 
 class ReportInputSerializer(serializers.Serializer):
@@ -230,4 +227,69 @@ class HashImportSerializer(serializers.ModelSerializer):
             "error",
             "created_at",
             "finished_at",
+        )
+
+
+class ItemSummarySerializer(ItemDetailSerializer):
+    """An item inside a case: the detail fields plus its text, URL and subject account."""
+
+    class Meta:
+        model = Item
+        fields = (
+            "id",
+            "source",
+            "external_id",
+            "kind",
+            "status",
+            "subject_account_id",
+            "subject_username",
+            "visibility",
+            "uk_linked",
+            "occurred_at",
+            "created_at",
+            "text",
+            "url",
+            "media",
+            "matches",
+            "flags",
+        )
+
+
+class CaseDetailSerializer(CaseSummarySerializer):
+    items = ItemSummarySerializer(many=True, read_only=True)
+    claimed_by = serializers.CharField(source="claimed_by.username", allow_null=True, default=None)
+    priority_reasons = serializers.JSONField()
+
+    class Meta(CaseSummarySerializer.Meta):
+        fields = (
+            *CaseSummarySerializer.Meta.fields,
+            "claimed_by",
+            "claimed_at",
+            "priority_reasons",
+            "items",
+        )
+
+
+class DecisionInputSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=Decision.Outcome.choices)
+    categories = serializers.SlugRelatedField(
+        slug_field="code", many=True, required=False, queryset=HarmCategory.objects.all()
+    )
+    rationale = serializers.CharField(max_length=20000, required=False, allow_blank=True)
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    categories = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+
+    class Meta:
+        model = Decision
+        fields = (
+            "id",
+            "case",
+            "outcome",
+            "categories",
+            "principles",
+            "rationale",
+            "bulk",
+            "created_at",
         )

@@ -61,3 +61,22 @@ def enqueue_rescan(hash_list_id: int) -> None:
 
 def enqueue_import(import_id: int) -> None:
     transaction.on_commit(lambda: import_hash_list.delay(import_id))
+
+
+@shared_task(name="moderation.deliver_webhook", acks_late=True)
+def deliver_webhook(delivery_id: int) -> bool | None:
+    from .webhooks import webhook_attempt
+
+    return webhook_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="moderation.retry_webhooks")
+def retry_webhooks() -> int:
+    """Beat: re-attempt failed deliveries when their backoff has passed. Retries live in the
+    database (next_attempt_at), not in broker countdowns, so they survive a broker restart."""
+    from .webhooks import webhook_due_ids
+
+    due = webhook_due_ids()
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    return len(due)

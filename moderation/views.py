@@ -14,7 +14,7 @@ from principles.models import HarmCategory, Priority
 from .forms import HashImportForm, HashListForm
 from .hashlists import HashListError, hash_import_start, hash_list_upsert
 from .models import Case, HashImport, HashList
-from .selectors import QUEUE_PAGE_SIZE, queue_counts, queue_page
+from .selectors import QUEUE_PAGE_SIZE, match_summaries, queue_counts, queue_page
 
 
 @require_GET
@@ -64,6 +64,9 @@ def queue(request: HttpRequest) -> HttpResponse:
         mine=params.get("mine") == "1",
         after=_parse_after(params.get("after")),
     )
+    summaries = match_summaries([c.pk for c in cases])
+    for case in cases:
+        case.summary = summaries.get(case.pk, {})
     next_after = None
     if len(cases) == QUEUE_PAGE_SIZE:
         last = cases[-1]
@@ -171,3 +174,9 @@ def hash_import_progress(request: HttpRequest, pk: int) -> JsonResponse:
             "invalid": imp.invalid_count,
         }
     )
+
+
+@require_GET
+@permission_required("moderation.view_case", raise_exception=True)
+def queue_counts_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(queue_counts())

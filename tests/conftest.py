@@ -68,6 +68,32 @@ def _eager_celery(request: pytest.FixtureRequest) -> Iterator[None]:
     app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _reference_data(request: pytest.FixtureRequest) -> None:
+    """Migrations load the principles, harm categories and roles; a transactional test's flush
+    removes them. Re-create them (idempotently) for every test that touches the database."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or {"db", "transactional_db", "live_server"} & set(
+        request.fixturenames
+    )
+    if not uses_db:
+        return
+    request.getfixturevalue(
+        "transactional_db" if marker and marker.kwargs.get("transaction") else "db"
+    )
+    from django.contrib.auth.models import Group as GroupModel
+    from django.contrib.auth.models import Permission
+
+    from core.roles import sync_roles
+    from principles.models import HarmCategory, Principle
+    from principles.registry import load_registry
+
+    if not HarmCategory.objects.exists():
+        load_registry(Principle, HarmCategory)
+    if not GroupModel.objects.filter(name=ADMIN).exists():
+        sync_roles(GroupModel, Permission)
+
+
 def _user(django_user_model: Any, username: str, role: str | None) -> Any:
     user = django_user_model.objects.create_user(
         username=username,

@@ -60,10 +60,10 @@ _MAX_SUBSTRING_WIDTH = 28
 # size of the code array (one 10 M x 32 B XOR temporary costs more in page faults than the scan).
 _SCAN_CHUNK_BYTES = 1 << 19
 # Upper bound on probes (queries x probes per query) gathered at once in search_many. Batching
-# amortises numpy call overhead, but candidate arrays grow with the batch (~1-15 candidates per
-# probe, 32 B each for PDQ, materialised 2-3 times); past a few MB they fall out of cache and the
-# batch gets slower per query than single calls (2**18 probes measured 2.5x slower than 2**14).
-_BATCH_PROBES = 1 << 14
+# only amortises numpy call overhead, which matters when a query has few probes (small lists);
+# at 10 M a query has 3-5 k probes and 3-19 k candidates, the work is random memory reads, and
+# bigger batches measured no faster (2**18 probes: 2-3x slower at 1 M, arrays leave the cache).
+_BATCH_PROBES = 1 << 12
 
 _HEX_RE = re.compile(r"[0-9a-fA-F]*")
 
@@ -217,6 +217,30 @@ def _scan(words: np.ndarray, qwords: np.ndarray, radius: int) -> tuple[np.ndarra
     if not hits:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(hits), np.concatenate(dists).astype(np.int64)
+
+
+def _row_popcount(x: np.ndarray) -> np.ndarray:
+    """Per-row popcount of a 1-D word array or a 2-D ``(rows, words)`` array, as int64.
+
+    Why not ``np.bitwise_count(x).sum(axis=1)``: numpy reductions over a short last axis run a
+    slow generic loop (~200 us for 3,000 PDQ candidates, half the whole query). Steps:
+      1. popcount every word (uint8, <= 64 each);
+      2. 4 x uint64 words (PDQ): view each row's 4 counts as one uint32 and add the bytes with
+         two SWAR steps -- byte pairs into 16-bit lanes (<= 128 each), then the two lanes
+         (<= 256, so never wraps);
+      3. other widths: add the count columns in uint16 (<= 65535 / 64 words is plenty).
+    """
+    counts = np.bitwise_count(x)
+    if counts.ndim == 1:
+        return counts.astype(np.int64)
+    if counts.shape[1] == 4 and counts.dtype == np.uint8:
+        lanes = np.ascontiguousarray(counts).view(np.uint32).reshape(-1)
+        pairs = (lanes & 0x00FF00FF) + ((lanes >> 8) & 0x00FF00FF)
+        return ((pairs & 0xFFFF) + (pairs >> 16)).astype(np.int64)
+    total = counts[:, 0].astype(np.uint16)
+    for c in range(1, counts.shape[1]):
+        total += counts[:, c]
+    return total.astype(np.int64)
 
 
 def _sorted_pairs(rows: np.ndarray, dists: np.ndarray) -> list[tuple[int, int]]:
@@ -424,7 +448,8 @@ class HammingIndex:
              first bucket of the next table.
 
         Cost: one argsort of ``n`` uint32 keys per substring (~0.7 s per 10 M keys here), i.e.
-        roughly 10-15 s for 10 M PDQ codes; peak extra memory ~ the finished index + 300 MB.
+        13-22 s measured for 10 M PDQ codes (3-9 s for 10 M 64-bit); peak extra memory is the
+        finished index + ~300 MB of temporaries.
         """
         _check_bits(bits)
         if isinstance(max_radius, bool) or not isinstance(max_radius, (int, np.integer)):
@@ -617,8 +642,13 @@ class HammingIndex:
         rows = self._ids.take(pos)
 
         # 5. Verify on full codes.
-        cand = self._words.take(rows, axis=0)
         qwords = _word_view(qs)
+        if self._words.shape[1] == 1:
+            # 64-bit codes: 1-D gathers and compares are ~3x cheaper than on (n, 1) arrays.
+            words, qwords = self._words.reshape(-1), qwords.reshape(-1)
+        else:
+            words = self._words
+        cand = words.take(rows, axis=0)
         if nq == 1:
             qidx = np.zeros(total, dtype=np.int64)
             x = cand ^ qwords[0]
@@ -627,7 +657,7 @@ class HammingIndex:
             per_query[1:] -= per_query[:-1].copy()
             qidx = np.repeat(np.arange(nq, dtype=np.int64), per_query)
             x = cand ^ qwords.take(qidx, axis=0)
-        d = np.bitwise_count(x).sum(axis=1, dtype=np.int64)
+        d = _row_popcount(x)
 
         # 6. Filter, order, de-duplicate, split.
         keep = np.flatnonzero(d <= radius)

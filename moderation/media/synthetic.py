@@ -22,10 +22,10 @@ from PIL import Image, ImageDraw, ImageFilter
 
 __all__ = [
     "STYLES",
+    "encode",
     "synthetic_image",
     "synthetic_jpeg",
     "synthetic_png",
-    "encode",
     "write_synthetic_set",
 ]
 
@@ -99,8 +99,12 @@ def synthetic_image(
     else:
         base = _gradient(rng, width, height)
 
-    sigma = {"mixed": (2.0, 25.0), "gradient": (1.0, 8.0), "shapes": (0.0, 6.0),
-             "textured": (2.0, 15.0)}[style]
+    sigma = {
+        "mixed": (2.0, 25.0),
+        "gradient": (1.0, 8.0),
+        "shapes": (0.0, 6.0),
+        "textured": (2.0, 15.0),
+    }[style]
     strength = float(rng.uniform(*sigma))
     if strength > 0.5:
         base += rng.standard_normal(base.shape, dtype=np.float32) * np.float32(strength)
@@ -174,8 +178,9 @@ def synthetic_jpeg(
     exif: Image.Exif | Mapping[int, object] | bytes | None = None,
 ) -> bytes:
     """JPEG bytes of :func:`synthetic_image` (baseline, 4:2:0, ``quality``)."""
-    return encode(synthetic_image(seed, width, height, style=style), "JPEG",
-                  quality=quality, exif=exif)
+    return encode(
+        synthetic_image(seed, width, height, style=style), "JPEG", quality=quality, exif=exif
+    )
 
 
 def synthetic_png(

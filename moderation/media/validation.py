@@ -41,7 +41,9 @@ SNIFF_BYTES = 64  # enough for every signature below, including the WebM DocType
 
 # ISO base-media (ftyp) brands that are still images, not video: HEIF/HEIC and AVIF share the
 # container with MP4 and must not be accepted as video/mp4.
-_IMAGE_FTYP_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
+_IMAGE_FTYP_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+)
 # Top-level atoms an old QuickTime file may start with (no ftyp box).
 _QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 
@@ -182,9 +184,7 @@ def _decode_failure(exc: BaseException, fmt: str) -> MediaRejected:
     return MediaRejected("corrupt", f"The {fmt} image data is damaged and cannot be decoded.")
 
 
-def validate_media(
-    path: str | os.PathLike[str], *, max_bytes: int, max_pixels: int
-) -> SniffResult:
+def validate_media(path: str | os.PathLike[str], *, max_bytes: int, max_pixels: int) -> SniffResult:
     """Check an uploaded file and say what it is; raise :class:`MediaRejected` if refused.
 
     Order matters -- cheapest and most dangerous checks first:

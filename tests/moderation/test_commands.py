@@ -32,7 +32,8 @@ class HashMediaCommandTests:
         assert "pdq" in out.getvalue() and "sha256" in out.getvalue()
 
     def test_it_exits_non_zero_for_a_refused_file_and_still_reports_the_others(
-            self, tmp_path: Path) -> None:
+        self, tmp_path: Path
+    ) -> None:
         good, bad = tmp_path / "a.jpg", tmp_path / "b.jpg"
         good.write_bytes(synthetic_jpeg(33, 320, 240))
         bad.write_text("not an image")

@@ -1,0 +1,77 @@
+"""A moderator works the queue end to end in a real browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from moderation.models import Case, Decision, Reveal
+from tests.e2e.conftest import login, screenshot
+from tests.moderation.factories import make_case
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+class ModeratorReviewFlowTests:
+    def test_a_moderator_claims_reveals_with_a_reason_and_decides(
+        self, page: Any, live_server: Any, moderator: Any
+    ) -> None:
+        case = make_case(kind="image", category="new_csam")
+        make_case(kind="text", category="search_abuse")
+        login(page, live_server, "mod1")
+        page.goto(f"{live_server.url}/queue/")
+        assert page.get_by_role("heading", name="Review queue").is_visible()
+        screenshot(page, "queue")
+
+        page.keyboard.press("n")  # keyboard shortcut: claim the next case
+        page.wait_for_url(f"{live_server.url}/cases/{case.pk}/")
+        assert page.get_by_text("Media is hidden").is_visible()
+        assert page.locator(".reveal-media img").count() == 0
+
+        page.get_by_label("Reason to reveal").fill("classifier flag without a hash match")
+        page.get_by_role("button", name="Reveal (blurred)").click()
+        image = page.locator(".reveal-media img")
+        image.wait_for(state="visible")
+        assert "blur(24px)" in image.get_attribute("style")
+        assert "grayscale(1)" in image.get_attribute("style")
+        page.wait_for_function("document.querySelector('.reveal-media img').naturalWidth > 0")
+        screenshot(page, "case-revealed")
+        assert Reveal.objects.filter(user=moderator, case=case).count() == 1
+
+        page.get_by_role("button", name="Hide again").click()
+        assert page.locator(".reveal-media img").count() == 0
+
+        page.get_by_label("Remove and report").check()
+        page.get_by_label("Rationale").fill("synthetic test decision")
+        page.get_by_role("button", name="Decide", exact=True).click()
+        page.wait_for_url(f"{live_server.url}/queue/")
+        assert page.get_by_text(f"Decision recorded on {case.reference}").is_visible()
+        decision = Decision.objects.get(case=case)
+        assert decision.outcome == "remove_and_report"
+        assert Case.objects.get(pk=case.pk).status == "decided"
+
+    def test_the_help_overlay_lists_the_shortcuts(
+        self, page: Any, live_server: Any, moderator: Any
+    ) -> None:
+        make_case(kind="text", category="grooming")
+        login(page, live_server, "mod1")
+        page.goto(f"{live_server.url}/queue/")
+        page.keyboard.press("n")
+        page.wait_for_url("**/cases/*/")
+        page.keyboard.press("?")
+        assert page.get_by_role("dialog", name="Keyboard shortcuts").is_visible()
+        page.keyboard.press("Escape")
+        assert not page.get_by_role("dialog").is_visible()
+
+
+class OutsiderTests:
+    def test_an_outsider_gets_no_access(self, page: Any, live_server: Any, outsider: Any) -> None:
+        case = make_case(kind="image")
+        login(page, live_server, "outsider")
+        assert page.get_by_text("no Safeguard role").is_visible()
+        assert page.goto(f"{live_server.url}/queue/").status == 403
+        assert page.goto(f"{live_server.url}/cases/{case.pk}/").status == 403
+        media = case.items.get().media
+        assert page.goto(f"{live_server.url}/media/{media.pk}").status == 403
+        screenshot(page, "outsider")
