@@ -208,6 +208,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "moderation.sweep_stuck_media",
         "schedule": timedelta(minutes=2),
     },
+    "repage-escalations": {
+        "task": "moderation.repage_escalations",
+        "schedule": timedelta(minutes=1),
+    },
+    "sla-check": {
+        "task": "moderation.sla_check",
+        "schedule": timedelta(minutes=1),
+    },
     "retry-webhooks": {
         "task": "moderation.retry_webhooks",
         "schedule": timedelta(minutes=1),
@@ -346,6 +354,10 @@ if SAFEGUARD_DECISION_WEBHOOK_URL and not SAFEGUARD_WEBHOOK_SECRET:
         "(the platform verifies the X-Safeguard-Signature header with it)."
     )
 SAFEGUARD_WEBHOOK_MAX_ATTEMPTS = env_int("SAFEGUARD_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+# Paging for escalations: email to on-call leads, plus an optional webhook (e.g. a pager).
+SAFEGUARD_PAGING_WEBHOOK_URL = env_url("SAFEGUARD_PAGING_WEBHOOK_URL", schemes=("http", "https"))
+SAFEGUARD_REPAGE_SECONDS = env_int("SAFEGUARD_REPAGE_SECONDS", 120, minimum=30)
+SAFEGUARD_PAGES_PER_LEVEL = env_int("SAFEGUARD_PAGES_PER_LEVEL", 3, minimum=1)
 SAFEGUARD_INDEX_DIR = Path(env_str("SAFEGUARD_INDEX_DIR", str(VAR_DIR / "hash-index")))
 SAFEGUARD_ORG_NAME = env_str("SAFEGUARD_ORG_NAME", "Example Platform Ltd")
 SAFEGUARD_DEMO_PASSWORD = env_str("SAFEGUARD_DEMO_PASSWORD")

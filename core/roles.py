@@ -34,6 +34,8 @@ _LEAD_PERMS = _MODERATOR_PERMS | {
     "moderation.view_all_cases",
     "moderation.reassign_case",
     "moderation.review_decision",
+    "moderation.work_escalations",
+    "moderation.view_escalation",
     "moderation.view_reveal",
     "moderation.view_knownhash",
     "core.view_auditevent",

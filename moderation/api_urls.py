@@ -12,6 +12,14 @@ urlpatterns = [
     path("cases/<int:case_id>", case_api.CaseDetailApi.as_view(), name="case-detail"),
     path("cases/<int:case_id>/decision", case_api.CaseDecisionApi.as_view(), name="case-decision"),
     path("cases/<int:case_id>/release", case_api.CaseReleaseApi.as_view(), name="case-release"),
+    path(
+        "cases/<int:case_id>/immediate-risk",
+        case_api.CaseImmediateRiskApi.as_view(),
+        name="case-immediate-risk",
+    ),
+    path(
+        "escalation-rules", case_api.EscalationRuleListCreateApi.as_view(), name="escalation-rules"
+    ),
     path("hash-lists", api.HashListListCreateApi.as_view(), name="hash-lists"),
     path(
         "hash-lists/<int:list_id>/imports",

@@ -6,17 +6,20 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Conflict
+from core.permissions import ReadPermission
 
-from .models import Case
+from .escalations import case_mark_immediate_risk
+from .models import Case, Escalation, EscalationRule
 from .queue import CaseNotHeld, case_claim_next, case_release
 from .review import ReviewError, StaleCase, decision_record
+from .rules import RuleInvalid, rule_save
 from .selectors import case_detail
 from .serializers import CaseDetailSerializer, DecisionInputSerializer, DecisionSerializer
 
@@ -134,3 +137,105 @@ class CaseReleaseApi(APIView):
         except CaseNotHeld as exc:
             raise Conflict(str(exc)) from exc
         return Response(CaseDetailSerializer(_case_for(request, case_id)).data)
+
+
+class CanMarkImmediateRisk(_HasPerm):
+    perm = "moderation.mark_immediate_risk"
+
+
+class ImmediateRiskInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class EscalationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Escalation
+        fields = (
+            "id",
+            "case",
+            "tier",
+            "status",
+            "reason",
+            "opened_at",
+            "sla_due_at",
+            "level",
+            "page_count",
+            "acknowledged_at",
+            "called_at",
+            "police_force",
+            "incident_reference",
+        )
+
+
+class CaseImmediateRiskApi(APIView):
+    """Mark a child at immediate risk: the case becomes P0 and on-call leads are paged."""
+
+    permission_classes = [CanMarkImmediateRisk]
+
+    @extend_schema(
+        operation_id="cases_immediate_risk",
+        request=ImmediateRiskInputSerializer,
+        responses={201: EscalationSerializer},
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        case = _case_for(request, case_id)
+        serializer = ImmediateRiskInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        escalation = case_mark_immediate_risk(
+            case=case, actor=request.user, reason=serializer.validated_data.get("reason", "")
+        )
+        return Response(EscalationSerializer(escalation).data, status=status.HTTP_201_CREATED)
+
+
+class EscalationRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EscalationRule
+        fields = (
+            "id",
+            "name",
+            "order",
+            "enabled",
+            "version",
+            "conditions",
+            "actions",
+            "description",
+            "last_error",
+            "updated_at",
+        )
+        read_only_fields = ("id", "version", "last_error", "updated_at")
+
+
+class EscalationRuleListCreateApi(APIView):
+    """List and create escalation rules (admins). Invalid rules get 400 with every reason."""
+
+    permission_classes = [ReadPermission]
+    queryset = EscalationRule.objects.all()
+
+    @extend_schema(
+        operation_id="escalation_rules_list", responses=EscalationRuleSerializer(many=True)
+    )
+    def get(self, request: Request) -> Response:
+        return Response(EscalationRuleSerializer(EscalationRule.objects.all(), many=True).data)
+
+    @extend_schema(
+        operation_id="escalation_rules_create",
+        request=EscalationRuleSerializer,
+        responses={201: EscalationRuleSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EscalationRuleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            rule = rule_save(
+                actor=request.user,
+                name=data["name"],
+                conditions=data.get("conditions"),
+                actions=data.get("actions"),
+                order=data.get("order", 100),
+                enabled=data.get("enabled", True),
+                description=data.get("description", ""),
+            )
+        except RuleInvalid as exc:
+            raise ValidationError({"rule": exc.errors}) from exc
+        return Response(EscalationRuleSerializer(rule).data, status=status.HTTP_201_CREATED)

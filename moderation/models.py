@@ -51,6 +51,7 @@ class Case(models.Model):
     priority_reasons = models.JSONField(
         default=list, blank=True, help_text="Why the case has its priority, newest last."
     )
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -161,6 +162,7 @@ class Item(models.Model):
         max_length=16, choices=Visibility.choices, default=Visibility.UNKNOWN
     )
     uk_linked = models.BooleanField(null=True)
+    subject_account_created_at = models.DateTimeField(null=True, blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
     text = models.TextField(blank=True)
     url = models.URLField(max_length=2000, blank=True)
@@ -511,3 +513,169 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"Delivery {self.pk} of decision {self.decision_id} ({self.status})"
+
+
+class EscalationRule(models.Model):
+    """An admin's policy as data: when all conditions hold for a case, apply the actions.
+
+    Conditions and actions are validated on save by `moderation.rules.rule_validate`.
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    order = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
+    enabled = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1)
+    conditions = models.JSONField(default=list)
+    actions = models.JSONField(default=list)
+    description = models.TextField(blank=True)
+    last_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.name}"
+
+
+class Escalation(models.Model):
+    class Tier(models.TextChoices):
+        LEAD = "lead", "Safety lead review"
+        IMMEDIATE_RISK = "immediate_risk", "Child at immediate risk (999)"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open (paging)"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="escalations")
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    reason = models.TextField()
+    rule = models.ForeignKey(
+        EscalationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="escalations"
+    )
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    sla_due_at = models.DateTimeField()
+    level = models.PositiveSmallIntegerField(default=1, help_text="Paging tier reached.")
+    page_count = models.PositiveIntegerField(default=0)
+    last_paged_at = models.DateTimeField(null=True, blank=True)
+    breached_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # The 999 call record (never dialled by the console; recorded by the lead who called).
+    called_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    called_at = models.DateTimeField(null=True, blank=True)
+    police_force = models.CharField(max_length=100, blank=True)
+    incident_reference = models.CharField(max_length=100, blank=True)
+    call_notes = models.TextField(blank=True)
+    referred_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        permissions = [("work_escalations", "Can acknowledge escalations and record 999 calls")]
+        indexes = [
+            models.Index(
+                fields=["status", "sla_due_at"],
+                name="escalation_open_idx",
+                condition=Q(status__in=["open", "acknowledged"]),
+            )
+        ]
+        constraints = [
+            # One live escalation per case and tier: repeated triggers join it.
+            models.UniqueConstraint(
+                fields=["case", "tier"],
+                name="escalation_one_live_per_tier",
+                condition=Q(status__in=["open", "acknowledged"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_tier_display()} on case {self.case_id} ({self.status})"
+
+
+class OnCallShift(models.Model):
+    """A weekly rota entry: who is on call, on which weekday, between which UTC times."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oncall_shifts"
+    )
+    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday … 6 = Sunday")
+    starts = models.TimeField()
+    ends = models.TimeField(help_text="Exclusive; a shift may not cross midnight.")
+    tier = models.PositiveSmallIntegerField(default=1, help_text="1 primary, 2 secondary…")
+
+    class Meta:
+        ordering = ["weekday", "starts", "tier"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(weekday__gte=0, weekday__lte=6), name="oncall_weekday_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends__gt=models.F("starts")), name="oncall_shift_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} weekday {self.weekday} {self.starts}-{self.ends} (tier {self.tier})"
+
+
+class OnCallOverride(models.Model):
+    """A one-off replacement of the rota for a period (holidays, swaps)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oncall_overrides"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    tier = models.PositiveSmallIntegerField(default=1)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="oncall_override_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on call {self.starts_at:%Y-%m-%d %H:%M}-{self.ends_at:%H:%M}"
+
+
+class Notification(models.Model):
+    """An outbound page or message: identifiers and links only, never media."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Webhook"
+
+    escalation = models.ForeignKey(
+        Escalation, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications"
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    recipient = models.CharField(max_length=500)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    status = models.CharField(max_length=16, default="sent")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.recipient} ({self.status})"

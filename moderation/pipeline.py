@@ -20,6 +20,7 @@ from principles.models import HarmCategory
 from .matching.banks import Candidate, match_all
 from .media.hashing import HashingError, MediaHashes, compute_hashes, file_digests
 from .models import Case, Flag, HashList, Item, KnownHash, Match, Media
+from .rules import enqueue_rules
 from .services import case_apply_severity
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
         locked.save()
         Item.objects.filter(pk=locked.item_id).update(status=Item.Status.READY)
         made = matches_record(media=locked, candidates=candidates, actor=actor)
+        enqueue_rules(locked.item.case_id, "hashed")
         audit_record(
             actor=actor,
             verb="media.hashed",

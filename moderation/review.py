@@ -250,9 +250,11 @@ def decision_record(
                 "principles": decision.principles,
             },
         )
+        from .rules import enqueue_rules
         from .webhooks import webhook_enqueue_decision
 
         webhook_enqueue_decision(decision=decision)
+        enqueue_rules(locked.pk, "decision")
     return decision
 
 

@@ -21,6 +21,7 @@ from principles.models import DEFAULT_SLA, HarmCategory, Priority
 
 from .media.validation import MediaRejected, validate_media
 from .models import Case, Flag, Item, Media
+from .rules import enqueue_rules
 
 logger = logging.getLogger(__name__)
 
@@ -321,6 +322,7 @@ def item_submit(
                     "category": category.code if category else None,
                 },
             )
+            enqueue_rules(case.pk, "intake")
             if media is not None:
                 audit_record(
                     actor=actor,

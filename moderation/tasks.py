@@ -80,3 +80,42 @@ def retry_webhooks() -> int:
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)
+
+
+@shared_task(name="moderation.apply_rules", acks_late=True)
+def apply_rules(case_id: int, event: str) -> list[str]:
+    from .rules import rules_apply
+
+    return rules_apply(case_id=case_id, event=event)
+
+
+@shared_task(name="moderation.page_escalation", acks_late=True)
+def page_escalation(escalation_id: int) -> int:
+    from .escalations import escalation_page
+
+    return escalation_page(escalation_id=escalation_id)
+
+
+@shared_task(name="moderation.repage_escalations")
+def repage_escalations() -> int:
+    """Beat: keep paging unacknowledged escalations, moving up the on-call tiers."""
+    from .escalations import escalations_due_for_repage
+
+    due = escalations_due_for_repage()
+    for escalation_id in due:
+        page_escalation.delay(escalation_id)
+    return len(due)
+
+
+@shared_task(name="moderation.sla_check")
+def sla_check() -> dict[str, int]:
+    from .escalations import sla_check as check
+
+    return check()
+
+
+@shared_task(name="moderation.send_rule_notification", acks_late=True)
+def send_rule_notification(case_id: int, rule_id: int, channel: str, to: str) -> None:
+    from .notify import rule_notify
+
+    rule_notify(case_id=case_id, rule_id=rule_id, channel=channel, to=to)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import case_views, views
+from . import case_views, escalation_views, views
 
 app_name = "moderation"
 
@@ -18,7 +18,22 @@ urlpatterns = [
     path("cases/<int:pk>/renew", case_views.renew, name="renew"),
     path("cases/<int:pk>/reassign", case_views.reassign, name="reassign"),
     path("cases/<int:pk>/restrict", case_views.restrict, name="restrict"),
+    path(
+        "cases/<int:pk>/immediate-risk", escalation_views.mark_immediate_risk, name="immediate_risk"
+    ),
     path("media/<int:media_id>", case_views.media_view, name="media"),
+    path("escalations/", escalation_views.board, name="escalations"),
+    path("escalations/<int:pk>/", escalation_views.detail, name="escalation"),
+    path(
+        "escalations/<int:pk>/acknowledge",
+        escalation_views.acknowledge,
+        name="escalation_acknowledge",
+    ),
+    path("escalations/<int:pk>/call", escalation_views.record_call, name="escalation_call"),
+    path("escalations/<int:pk>/resolve", escalation_views.resolve, name="escalation_resolve"),
+    path("rules/", escalation_views.rule_index, name="rules"),
+    path("rules/new", escalation_views.rule_edit, name="rule_new"),
+    path("rules/<int:pk>/", escalation_views.rule_edit, name="rule_edit"),
     path("exposure/", case_views.exposure_overview, name="exposure"),
     path("exposure/lift", case_views.exposure_lift_view, name="exposure_lift"),
     path("hash-lists/", views.hash_list_index, name="hash_lists"),

@@ -80,6 +80,13 @@
     }, 60000);
   }
 
+  const risk = document.getElementById("immediate-risk-form");
+  if (risk) {
+    risk.addEventListener("submit", function (event) {
+      if (!window.confirm(risk.dataset.confirm)) { event.preventDefault(); }
+    });
+  }
+
   const help = document.getElementById("shortcuts");
   function toggleHelp(show) { help.hidden = !show; if (show) { help.querySelector("button").focus(); } }
   document.querySelectorAll("[data-help]").forEach(function (b) { b.addEventListener("click", function () { toggleHelp(true); }); });
