@@ -29,7 +29,7 @@ demo: install
 
 test: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-	  DEBUG=false SECRET_KEY=test-only-secret-key-not-for-production \
+	  DEBUG=false SECRET_KEY=test-only-secret-key-not-for-production DATABASE_CONN_MAX_AGE=0 \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -146,7 +146,11 @@ TEMPLATES = [
 
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"))
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+        )
+    }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -201,7 +205,8 @@ CELERY_TASK_ROUTES = {
     "moderation.rescan_list": {"queue": "hashing"},
     "moderation.import_hash_list": {"queue": "default"},
     "moderation.deliver_webhook": {"queue": "default"},
-    "reports.*": {"queue": "packets"},
+    "reports.build_packet": {"queue": "packets"},
+    "reports.sweep_stuck_packets": {"queue": "packets"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-hashing": {
@@ -223,6 +228,14 @@ CELERY_BEAT_SCHEDULE = {
     "expire-leases": {
         "task": "moderation.expire_leases",
         "schedule": timedelta(minutes=1),
+    },
+    "retention-purge": {
+        "task": "moderation.retention_purge",
+        "schedule": crontab(minute=41, hour=3),
+    },
+    "sweep-stuck-packets": {
+        "task": "reports.sweep_stuck_packets",
+        "schedule": timedelta(minutes=5),
     },
     "audit-chain-check": {
         "task": "core.verify_audit_chain",
@@ -358,6 +371,21 @@ SAFEGUARD_WEBHOOK_MAX_ATTEMPTS = env_int("SAFEGUARD_WEBHOOK_MAX_ATTEMPTS", 8, mi
 SAFEGUARD_PAGING_WEBHOOK_URL = env_url("SAFEGUARD_PAGING_WEBHOOK_URL", schemes=("http", "https"))
 SAFEGUARD_REPAGE_SECONDS = env_int("SAFEGUARD_REPAGE_SECONDS", 120, minimum=30)
 SAFEGUARD_PAGES_PER_LEVEL = env_int("SAFEGUARD_PAGES_PER_LEVEL", 3, minimum=1)
+# Retention: evidence bytes of closed cases are purged after this many days unless a legal hold
+# (placed by every referral packet, default one year: the US REPORT Act's minimum) covers them.
+SAFEGUARD_RETENTION_DAYS = env_int("SAFEGUARD_RETENTION_DAYS", 90, minimum=1)
+SAFEGUARD_LEGAL_HOLD_DAYS = env_int("SAFEGUARD_LEGAL_HOLD_DAYS", 365, minimum=1)
+# Ed25519 key that signs referral packet manifests (generated on first use when missing).
+SAFEGUARD_SIGNING_KEY_FILE = Path(
+    env_str("SAFEGUARD_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "packet-signing-key.pem"))
+)
+SAFEGUARD_ORG_CONTACT_NAME = env_str("SAFEGUARD_ORG_CONTACT_NAME", "Trust and Safety team")
+SAFEGUARD_ORG_CONTACT_EMAIL = env_str("SAFEGUARD_ORG_CONTACT_EMAIL", "safety@example.org")
+SAFEGUARD_ORG_CONTACT_PHONE = env_str("SAFEGUARD_ORG_CONTACT_PHONE", "")
+SAFEGUARD_NCMEC_ENABLED = env_bool("SAFEGUARD_NCMEC_ENABLED", False)
+SAFEGUARD_PACKET_STUCK_AFTER_SECONDS = env_int(
+    "SAFEGUARD_PACKET_STUCK_AFTER_SECONDS", 600, minimum=30
+)
 SAFEGUARD_INDEX_DIR = Path(env_str("SAFEGUARD_INDEX_DIR", str(VAR_DIR / "hash-index")))
 SAFEGUARD_ORG_NAME = env_str("SAFEGUARD_ORG_NAME", "Example Platform Ltd")
 SAFEGUARD_DEMO_PASSWORD = env_str("SAFEGUARD_DEMO_PASSWORD")

@@ -11,6 +11,7 @@ admin.site.site_title = "Safeguard admin"
 api_v1 = [
     path("principles", PrincipleListApi.as_view(), name="principles"),
     path("", include("moderation.api_urls")),
+    path("", include("reports.api_urls")),
 ]
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("", include("core.urls")),
     path("healthz", healthz, name="healthz"),
     path("principles/", include("principles.urls")),
+    path("referrals/", include("reports.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -13,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Conflict
-from core.permissions import ReadPermission
+from core.permissions import HasPerm, ReadPermission
 
 from .escalations import case_mark_immediate_risk
 from .models import Case, Escalation, EscalationRule
@@ -24,28 +22,15 @@ from .selectors import case_detail
 from .serializers import CaseDetailSerializer, DecisionInputSerializer, DecisionSerializer
 
 
-class _HasPerm:
-    """Deny unless the console user has one model permission (platform tokens never do)."""
-
-    perm = ""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(self.perm))
-
-    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        return self.has_permission(request, view)
-
-
-class CanViewCases(_HasPerm):
+class CanViewCases(HasPerm):
     perm = "moderation.view_case"
 
 
-class CanClaimCases(_HasPerm):
+class CanClaimCases(HasPerm):
     perm = "moderation.claim_case"
 
 
-class CanDecideCases(_HasPerm):
+class CanDecideCases(HasPerm):
     perm = "moderation.decide_case"
 
 
@@ -139,7 +124,7 @@ class CaseReleaseApi(APIView):
         return Response(CaseDetailSerializer(_case_for(request, case_id)).data)
 
 
-class CanMarkImmediateRisk(_HasPerm):
+class CanMarkImmediateRisk(HasPerm):
     perm = "moderation.mark_immediate_risk"
 
 

@@ -118,6 +118,8 @@ def media_view(request: HttpRequest, media_id: int) -> FileResponse:
         or not case_visible_to(request.user).filter(pk=media.item.case_id).exists()
     ):
         raise Http404("No such media")
+    if media.purged_at is not None:
+        raise Http404("This evidence was deleted under the retention policy")
     if not reveal_grants_view(media=media, user=request.user):
         raise Http404("Reveal this media with a reason first")
     from .media.hashing import file_digests

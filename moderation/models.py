@@ -225,6 +225,9 @@ class Media(models.Model):
     hash_attempts = models.PositiveSmallIntegerField(default=0)
     hash_started_at = models.DateTimeField(null=True, blank=True)
     hashed_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(
+        null=True, blank=True, help_text="Bytes deleted by the retention purge (hashes kept)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -679,3 +682,39 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient} ({self.status})"
+
+
+class LegalHold(models.Model):
+    """Preservation: while a hold is active, the case's evidence may not be deleted."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="legal_holds")
+    reason = models.CharField(max_length=300)
+    starts_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-starts_at"]
+
+    def __str__(self) -> str:
+        return f"Hold on case {self.case_id} until {self.expires_at:%Y-%m-%d}"
+
+
+class PurgeReceipt(models.Model):
+    """What the retention purge deleted, and why: the bytes go, the receipt stays."""
+
+    media_id_ref = models.BigIntegerField()
+    case_id_ref = models.BigIntegerField(null=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    reason = models.CharField(max_length=300)
+    deleted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self) -> str:
+        return f"Purged media {self.media_id_ref} ({self.sha256[:12]}…)"

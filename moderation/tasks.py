@@ -119,3 +119,10 @@ def send_rule_notification(case_id: int, rule_id: int, channel: str, to: str) ->
     from .notify import rule_notify
 
     rule_notify(case_id=case_id, rule_id=rule_id, channel=channel, to=to)
+
+
+@shared_task(name="moderation.retention_purge")
+def retention_purge() -> dict[str, int]:
+    from .retention import retention_purge as purge
+
+    return purge()

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import api
+
+app_name = "reports_api"
+
+urlpatterns = [
+    path("referrals", api.ReferralCreateApi.as_view(), name="referral-create"),
+    path("referrals/<int:packet_id>", api.ReferralDetailApi.as_view(), name="referral-detail"),
+    path(
+        "referrals/<int:packet_id>/approve",
+        api.ReferralApproveApi.as_view(),
+        name="referral-approve",
+    ),
+    path(
+        "referrals/<int:packet_id>/download",
+        api.ReferralDownloadApi.as_view(),
+        name="referral-download",
+    ),
+]

@@ -1,0 +1,201 @@
+"""Referral packet pages for safety leads: draft, submit, approve, progress, download, ack."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from guardian.shortcuts import get_objects_for_user
+
+from moderation.selectors import case_visible_to
+
+from . import signing
+from .models import Destination, ReferralPacket
+from .services import (
+    PacketError,
+    packet_acknowledge,
+    packet_approve,
+    packet_draft,
+    packet_open_for_download,
+    packet_retry,
+    packet_submit,
+)
+
+
+def packets_for(user: object) -> object:
+    return get_objects_for_user(
+        user, "reports.view_referralpacket", klass=ReferralPacket, accept_global_perms=False
+    )
+
+
+def _get_packet_for_user(request: HttpRequest, pk: int) -> ReferralPacket:
+    """404 for packets the user has no object permission on."""
+    try:
+        return (
+            packets_for(request.user)
+            .select_related(  # type: ignore[attr-defined]
+                "destination", "drafted_by", "approved_by", "escalation"
+            )
+            .get(pk=pk)
+        )
+    except ReferralPacket.DoesNotExist:
+        raise Http404("No such packet") from None
+
+
+@require_GET
+@permission_required("reports.view_referralpacket", raise_exception=True)
+def packet_index(request: HttpRequest) -> HttpResponse:
+    packets = (
+        packets_for(request.user)
+        .select_related(  # type: ignore[attr-defined]
+            "destination"
+        )
+        .prefetch_related("cases")[:200]
+    )
+    return render(request, "reports/packets.html", {"nav": "referrals", "packets": packets})
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("reports.add_referralpacket", raise_exception=True)
+def packet_new(request: HttpRequest) -> HttpResponse:
+    case_id = request.GET.get("case") or request.POST.get("case")
+    case = get_object_or_404(case_visible_to(request.user), pk=case_id or 0)
+    destinations = Destination.objects.filter(enabled=True)
+    if request.method == "POST":
+        destination = destinations.filter(pk=request.POST.get("destination") or 0).first()
+        if destination is None:
+            messages.error(request, "Choose an enabled destination.")
+        else:
+            try:
+                packet = packet_draft(
+                    cases=[case],
+                    destination=destination,
+                    priority=request.POST.get("priority", "routine"),
+                    summary=request.POST.get("summary", ""),
+                    actor=request.user,
+                    drafted_by=request.user,
+                )
+                packet_submit(packet=packet, lead=request.user)
+            except PacketError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(
+                    request, f"{packet.reference} drafted; a second safety lead must approve it."
+                )
+                return redirect("reports:packet", pk=packet.pk)
+    return render(
+        request,
+        "reports/packet_new.html",
+        {
+            "nav": "referrals",
+            "case": case,
+            "destinations": destinations,
+            "priorities": ReferralPacket.Priority.choices,
+            "summary": request.POST.get("summary", ""),
+        },
+    )
+
+
+@never_cache
+@require_GET
+@permission_required("reports.view_referralpacket", raise_exception=True)
+def packet_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    packet = _get_packet_for_user(request, pk)
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse(
+            {
+                "status": packet.status,
+                "progress": packet.progress,
+                "label": packet.get_status_display(),
+            }
+        )
+    return render(
+        request,
+        "reports/packet.html",
+        {
+            "nav": "referrals",
+            "packet": packet,
+            "cases": packet.cases.all(),
+            "can_approve": request.user.has_perm("reports.approve_referralpacket", packet)
+            and packet.drafted_by_id != request.user.pk,
+        },
+    )
+
+
+def _act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    packet = _get_packet_for_user(request, pk)
+    try:
+        if action == "submit":
+            packet_submit(packet=packet, lead=request.user)
+        elif action == "approve":
+            packet_approve(packet=packet, lead=request.user)
+        elif action == "retry":
+            packet_retry(packet=packet, lead=request.user)
+        elif action == "acknowledge":
+            packet_acknowledge(
+                packet=packet, lead=request.user, reference=request.POST.get("reference", "")
+            )
+    except PacketError as exc:
+        messages.error(request, str(exc))
+    return redirect("reports:packet", pk=pk)
+
+
+@require_POST
+@permission_required("reports.change_referralpacket", raise_exception=True)
+def packet_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, "submit")
+
+
+@require_POST
+@permission_required("reports.approve_referralpacket", raise_exception=True)
+def packet_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, "approve")
+
+
+@require_POST
+@permission_required("reports.change_referralpacket", raise_exception=True)
+def packet_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, "retry")
+
+
+@require_POST
+@permission_required("reports.change_referralpacket", raise_exception=True)
+def packet_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, "acknowledge")
+
+
+@never_cache
+@require_GET
+@permission_required("reports.download_referralpacket", raise_exception=True)
+def packet_download(request: HttpRequest, pk: int) -> HttpResponse:
+    packet = _get_packet_for_user(request, pk)
+    try:
+        path = packet_open_for_download(packet=packet, lead=request.user)
+    except PacketError as exc:
+        messages.error(request, str(exc))
+        return redirect("reports:packet", pk=pk)
+    response = FileResponse(
+        path.open("rb"),
+        content_type="application/zip",
+        as_attachment=True,
+        filename=f"{packet.reference}.zip",
+    )
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+@require_GET
+@permission_required("reports.view_referralpacket", raise_exception=True)
+def public_key(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "reports/public_key.html",
+        {
+            "nav": "referrals",
+            "pem": signing.public_key_pem().decode(),
+            "fingerprint": signing.fingerprint(),
+        },
+    )

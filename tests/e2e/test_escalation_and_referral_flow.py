@@ -1,0 +1,108 @@
+"""The 999 path and a referral packet, end to end in headless Chromium."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from moderation.models import Escalation
+from reports.models import ReferralPacket
+from tests.e2e.conftest import login, screenshot
+from tests.moderation.factories import make_case
+from tests.worker import start_worker
+
+__all__ = ["start_worker"]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+class ImmediateRiskFlowTests:
+    def test_moderator_marks_immediate_risk_lead_acknowledges_records_the_call(
+        self, browser: Any, live_server: Any, moderator: Any, lead: Any
+    ) -> None:
+        case = make_case(kind="message", category="grooming")
+        mod = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+        login(mod, live_server, "mod1")
+        mod.goto(f"{live_server.url}/queue/")
+        mod.get_by_role("button", name="Next case").click()
+        mod.wait_for_url(f"{live_server.url}/cases/{case.pk}/")
+        mod.get_by_label("What makes the risk immediate").fill("arranging to meet tonight")
+        mod.get_by_label("I believe a child is at high or immediate risk").check()
+        mod.once("dialog", lambda dialog: dialog.accept())  # the confirmation
+        mod.get_by_role("button", name="Child at immediate risk").click()
+        mod.wait_for_load_state()
+        assert mod.get_by_text("On-call safety leads are being paged").is_visible()
+        escalation = Escalation.objects.get(case=case, tier="immediate_risk")
+
+        page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+        login(page, live_server, "lead1")
+        page.goto(f"{live_server.url}/escalations/")
+        screenshot(page, "escalations-board")
+        page.get_by_role("link", name=f"#{escalation.pk}").click()
+        page.get_by_role("button", name="Acknowledge").click()
+        assert page.get_by_text("Call 999 now").first.is_visible()
+        page.get_by_label("Police force").select_option("Greater Manchester Police")
+        page.get_by_label("Police incident / CAD reference").fill("GMP-CAD-1234")
+        page.get_by_role("button", name="Record the call").click()
+        assert page.get_by_text("The 999 call is recorded").is_visible()
+        assert page.get_by_text("GMP-CAD-1234").is_visible()
+        packet = ReferralPacket.objects.get(escalation=escalation)
+        assert page.get_by_role("link", name=packet.reference).is_visible()
+        screenshot(page, "escalation-called")
+        escalation.refresh_from_db()
+        assert escalation.acknowledged_by == lead and escalation.called_at is not None
+        assert escalation.opened_at <= escalation.acknowledged_at <= escalation.called_at
+
+
+@pytest.mark.worker
+@pytest.mark.redis
+@pytest.mark.postgres
+class ReferralPacketFlowTests:
+    def test_a_lead_drafts_a_second_approves_it_builds_downloads_and_verifies(
+        self,
+        browser: Any,
+        live_server: Any,
+        lead: Any,
+        lead2: Any,
+        start_worker: Any,
+        tmp_path: Path,
+    ) -> None:
+        worker = start_worker()
+        case = make_case(kind="image", category="new_csam")
+        first = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+        login(first, live_server, "lead1")
+        first.goto(f"{live_server.url}/cases/{case.pk}/")
+        first.get_by_role("link", name="Draft a referral").click()
+        first.get_by_label("Destination").select_option(
+            label="NCA / CEOP (NCA / CEOP, Dry run (build only, nothing sent))"
+        )
+        first.get_by_label("Priority").select_option("urgent")
+        first.get_by_label("Incident summary").fill("Synthetic test referral.")
+        first.get_by_role("button", name="Draft and send for approval").click()
+        assert first.get_by_text("a second safety lead must approve it").is_visible()
+        assert first.get_by_text("Waiting for a second safety lead").is_visible()
+        packet = ReferralPacket.objects.get()
+
+        second = browser.new_context(
+            viewport={"width": 1366, "height": 900}, accept_downloads=True
+        ).new_page()
+        login(second, live_server, "lead2")
+        second.goto(f"{live_server.url}/referrals/{packet.pk}/")
+        second.get_by_role("button", name="Approve and build").click()
+        # The worker builds it; the page shows progress, then reloads when it is ready.
+        link = second.get_by_role("link", name=f"Download {packet.reference}.zip")
+        link.wait_for(timeout=60000)
+        screenshot(second, "packet-ready")
+        with second.expect_download() as download_info:
+            link.click()
+        target = tmp_path / f"{packet.reference}.zip"
+        download_info.value.save_as(target)
+        out = StringIO()
+        call_command("verify_packet", str(target), stdout=out)
+        assert "OK" in out.getvalue(), worker.output()
+        packet.refresh_from_db()
+        assert packet.status == "exported" and packet.approved_by == lead2
