@@ -207,6 +207,7 @@ CELERY_TASK_ROUTES = {
     "moderation.deliver_webhook": {"queue": "default"},
     "reports.build_packet": {"queue": "packets"},
     "reports.sweep_stuck_packets": {"queue": "packets"},
+    "reports.generate_transparency_report": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-hashing": {
@@ -386,6 +387,8 @@ SAFEGUARD_NCMEC_ENABLED = env_bool("SAFEGUARD_NCMEC_ENABLED", False)
 SAFEGUARD_PACKET_STUCK_AFTER_SECONDS = env_int(
     "SAFEGUARD_PACKET_STUCK_AFTER_SECONDS", 600, minimum=30
 )
+# Transparency reports suppress counts below this (small numbers can identify people).
+SAFEGUARD_TRANSPARENCY_MIN_COUNT = env_int("SAFEGUARD_TRANSPARENCY_MIN_COUNT", 10, minimum=1)
 SAFEGUARD_INDEX_DIR = Path(env_str("SAFEGUARD_INDEX_DIR", str(VAR_DIR / "hash-index")))
 SAFEGUARD_ORG_NAME = env_str("SAFEGUARD_ORG_NAME", "Example Platform Ltd")
 SAFEGUARD_DEMO_PASSWORD = env_str("SAFEGUARD_DEMO_PASSWORD")

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.views import healthz
 from principles.api import PrincipleListApi
+from reports.urls import compliance_urlpatterns
 
 admin.site.site_header = "Safeguard administration"
 admin.site.site_title = "Safeguard admin"
@@ -20,6 +21,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("principles/", include("principles.urls")),
     path("referrals/", include("reports.urls")),
+    path("compliance/", include((compliance_urlpatterns, "compliance"))),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -19,3 +19,11 @@ def sweep_stuck_packets() -> int:
     for packet_id in stuck:
         build_packet.delay(packet_id)
     return len(stuck)
+
+
+@shared_task(name="reports.generate_transparency_report", acks_late=True)
+def generate_transparency_report(report_id: int) -> str | None:
+    from .transparency import transparency_report_generate
+
+    report = transparency_report_generate(report_id=report_id)
+    return report.status if report else None

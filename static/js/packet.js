@@ -10,7 +10,7 @@
         bar.setAttribute("aria-valuenow", String(data.progress));
         bar.querySelector("span").style.width = data.progress + "%";
         document.getElementById("progress-label").textContent = data.progress;
-        if (data.status !== "building") { window.location.reload(); return; }
+        if (data.status !== "building" && data.status !== "running" && data.status !== "pending") { window.location.reload(); return; }
         setTimeout(poll, 700);
       }).catch(function () { setTimeout(poll, 2000); });
   }

@@ -1,0 +1,75 @@
+"""QA sampling: leads sample decided cases for blind second review (Ofcom C4: accuracy)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.audit import audit_record
+from moderation.models import Decision
+from principles.models import HarmCategory
+
+from .compliance import Period
+from .models import QaReview
+
+
+class QaError(Exception):
+    pass
+
+
+def qa_sample(
+    *, lead: Any, reviewer: Any, period: Period, size: int, seed: int | None = None
+) -> list[QaReview]:
+    """Pick `size` decisions in the period that the reviewer did not make, for blind review."""
+    if not 1 <= size <= 200:
+        raise QaError("Sample between 1 and 200 decisions.")
+    if not reviewer.has_perm("moderation.decide_case"):
+        raise QaError("The reviewer must be able to decide cases.")
+    pool = list(
+        Decision.objects.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
+        .exclude(moderator=reviewer)
+        .exclude(qa_reviews__reviewer=reviewer)
+        .values_list("pk", flat=True)
+    )
+    if not pool:
+        raise QaError("No decisions in that period to sample.")
+    chosen = random.Random(seed).sample(pool, min(size, len(pool)))
+    with transaction.atomic():
+        reviews = [
+            QaReview.objects.create(decision_id=pk, reviewer=reviewer, sampled_by=lead)
+            for pk in chosen
+        ]
+        audit_record(
+            actor=lead,
+            verb="qa.sampled",
+            object_type="reports.qareview",
+            object_id=",".join(str(r.pk) for r in reviews)[:64],
+            data={"reviewer": reviewer.pk, "size": len(reviews), "period": period.label()},
+        )
+    return reviews
+
+
+def qa_complete(
+    *, review: QaReview, reviewer: Any, outcome: str, categories: list[HarmCategory], notes: str
+) -> QaReview:
+    if review.reviewer_id != reviewer.pk:
+        raise QaError("This review is assigned to someone else.")
+    if outcome not in Decision.Outcome.values:
+        raise QaError("Choose an outcome.")
+    with transaction.atomic():
+        if not QaReview.objects.filter(pk=review.pk, completed_at__isnull=True).update(
+            outcome=outcome, notes=notes[:5000], completed_at=timezone.now()
+        ):
+            raise QaError("This review is already complete.")
+        review.categories.set(categories)
+        audit_record(
+            actor=reviewer,
+            verb="qa.completed",
+            obj=review,
+            data={"agreed": outcome == review.decision.outcome},
+        )
+    review.refresh_from_db()
+    return review
