@@ -13,6 +13,7 @@ Two shapes:
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -105,6 +106,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "core",
     "principles",
     "moderation",
@@ -118,9 +123,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "core.middleware.ConsoleLoginRequiredMiddleware",
+    "core.middleware.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: it turns lockouts into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -162,6 +172,9 @@ else:
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
+# A persistent connection that died (database restart, network blip) is replaced at the
+# start of the next request instead of failing it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -247,6 +260,8 @@ CELERY_BEAT_SCHEDULE = {
 # --- Auth -------------------------------------------------------------------------------------
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses authentication while a username/IP pair is locked out.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -275,9 +290,42 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Two-factor authentication (TOTP, django-otp): always for safety leads and admins; for
+# moderators configurable (off in the DEBUG demo by default, on otherwise).
+SAFEGUARD_2FA_MODERATORS = env_bool("SAFEGUARD_2FA_MODERATORS", not DEBUG)
+OTP_TOTP_ISSUER = "Safeguard"
+
+# Login throttling and lockout (django-axes): per username and IP.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = 1 if env_bool("BEHIND_TLS_PROXY", False) else None
+
+# Content Security Policy: scripts and styles only from this origin (vendored files); inline
+# style attributes are allowed for progress bars, inline scripts are not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "media-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- API --------------------------------------------------------------------------------------
 
@@ -296,7 +344,15 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per-token (or per-user) rate limit; 429 with Retry-After when exceeded.
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.TokenRateThrottle"],
 }
+SAFEGUARD_API_RATE = env_str("SAFEGUARD_API_RATE", "600/min")
+if not re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)", SAFEGUARD_API_RATE):
+    raise ImproperlyConfigured(
+        f"SAFEGUARD_API_RATE={SAFEGUARD_API_RATE!r} is not a rate like 600/min"
+    )
+SAFEGUARD_THROTTLE_NAMESPACE = "api"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Safeguard API",
     "DESCRIPTION": (
@@ -312,6 +368,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CasePriorityEnum": "principles.models.Priority",
+        "CaseStatusEnum": "moderation.models.Case.Status",
+        "ItemStatusEnum": "moderation.models.Item.Status",
+        "EscalationStatusEnum": "moderation.models.Escalation.Status",
+        "HashImportStatusEnum": "moderation.models.HashImport.Status",
+        "ReferralPriorityEnum": "reports.models.ReferralPacket.Priority",
+        "ReferralStatusEnum": "reports.models.ReferralPacket.Status",
+    },
 }
 
 # --- Static and evidence storage --------------------------------------------------------------

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -22,8 +24,17 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.action(description="Revoke the selected tokens")
+def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> None:
+    from .services import api_token_revoke
+
+    for token in queryset.filter(revoked_at__isnull=True):
+        api_token_revoke(token=token, actor=request.user)
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    actions = [revoke_tokens]
     list_display = ("name", "prefix", "user", "scope", "created_at", "last_used_at", "revoked_at")
     readonly_fields = (
         "name",

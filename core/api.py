@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, connection
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -25,8 +27,23 @@ def _flatten(detail: Any) -> Any:
     return str(detail)
 
 
+class Unavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A dependency is briefly unavailable; nothing was stored. Retry shortly."
+    default_code = "unavailable"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error is `{"error": {"code", "message", "fields"?}}`."""
+    if isinstance(exc, DatabaseOperationalError | InterfaceError):
+        # The database connection dropped mid-request: the transaction rolled back, so the
+        # client can safely retry (intake is idempotent on source + external_id).
+        connection.close_if_unusable_or_obsolete()
+        response = drf_exception_handler(Unavailable(), context)
+        assert response is not None
+        response["Retry-After"] = "5"
+        response.data = {"error": {"code": "unavailable", "message": Unavailable.default_detail}}
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -69,6 +69,15 @@ def _eager_celery(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _generous_api_rate(settings: Any) -> None:
+    """API rate limits have their own tests; elsewhere they would only make tests flaky."""
+    settings.SAFEGUARD_API_RATE = "100000/min"
+    # Personas are created in almost every test: a deliberately slow password hash would
+    # dominate the suite's run time, and tests don't need its strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _reference_data(request: pytest.FixtureRequest) -> None:
     """Migrations load the principles, harm categories and roles; a transactional test's flush
     removes them. Re-create them (idempotently) for every test that touches the database."""
@@ -158,9 +167,24 @@ def other_platform_client(db: None) -> APIClient:
     return client
 
 
-def client_for(user: Any) -> APIClient:
+def verified_device(user: Any) -> Any:
+    """A confirmed TOTP device for the user (the second factor personas log in with)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+
+
+def client_for(user: Any, *, second_factor: bool = True) -> APIClient:
+    """A logged-in console client; by default it has also passed two-factor verification."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+
     client = APIClient()
     client.force_login(user)
+    if second_factor:
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = verified_device(user).persistent_id
+        session.save()
     return client
 
 

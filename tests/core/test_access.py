@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 PUBLIC = {"/login/", "/logout/", "/healthz"}
 # Routes any authenticated caller may open: home (shows "ask for a role"), and the API's
 # schema and docs, which platforms need and which hold no data (the code is open source).
-ANY_USER = {"/", "/api/schema/", "/api/docs/"}
+ANY_USER = {"/", "/api/schema/", "/api/docs/", "/account/2fa/"}
 _CONVERTERS = {
     "int": "1",
     "str": "x",

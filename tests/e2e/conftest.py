@@ -57,9 +57,25 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
+def current_totp(username: str) -> str:
+    from django.contrib.auth import get_user_model
+    from django_otp.oath import totp
+
+    from tests.conftest import verified_device
+
+    device = verified_device(get_user_model().objects.get(username=username))
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):06d}"
+
+
 def login(page: Any, live_server: Any, username: str, password: str = PASSWORD) -> None:
+    """Log in through the form, answering the two-factor step with the persona's device."""
+    current_totp(username)  # make sure the persona has a confirmed device
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    if "/account/2fa/" in page.url:
+        page.get_by_label("Code").fill(current_totp(username))
+        page.get_by_role("button", name="Verify").click()
     page.wait_for_url(f"{live_server.url}/")

@@ -1,0 +1,111 @@
+"""Two-factor authentication: TOTP enrolment with recovery codes, and verification."""
+
+from __future__ import annotations
+
+import secrets
+
+import segno
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from .audit import audit_record
+
+RECOVERY_CODES = 10
+
+
+def _next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return "/"
+    return target
+
+
+def two_factor_enrol(*, user: object) -> TOTPDevice:
+    device, _ = TOTPDevice.objects.get_or_create(
+        user=user, name="authenticator", defaults={"confirmed": False}
+    )
+    return device
+
+
+def two_factor_confirm(*, device: TOTPDevice, token: str) -> list[str] | None:
+    """Confirm an enrolment with a first valid code; return fresh recovery codes."""
+    if not device.verify_token(token.strip()):
+        return None
+    codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
+    with transaction.atomic():
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        static, _ = StaticDevice.objects.get_or_create(user=device.user, name="recovery")
+        static.token_set.all().delete()
+        StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
+        static.confirmed = True
+        static.save(update_fields=["confirmed"])
+        audit_record(actor=device.user, verb="two_factor.enrolled", obj=device, data={})
+    return codes
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def two_factor(request: HttpRequest) -> HttpResponse:
+    """Enrol (first time) or verify (each login) the second factor."""
+    user = request.user
+    confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if confirmed is None:
+        device = two_factor_enrol(user=user)
+        if request.method == "POST":
+            codes = two_factor_confirm(device=device, token=request.POST.get("token", ""))
+            if codes is not None:
+                otp_login(request, device)
+                return render(
+                    request,
+                    "registration/two_factor_codes.html",
+                    {"codes": codes, "next": _next(request)},
+                )
+            messages.error(
+                request,
+                "That code did not match. Check your device's clock and try the current code.",
+            )
+        uri = device.config_url
+        return render(
+            request,
+            "registration/two_factor_setup.html",
+            {
+                "secret": _base32(device.bin_key),
+                "uri": uri,
+                "next": _next(request),
+                "qr": segno.make(uri, error="m").svg_inline(scale=4, dark="#16202c"),
+            },
+        )
+    if request.method == "POST":
+        token = request.POST.get("token", "").strip()
+        for device in (confirmed, StaticDevice.objects.filter(user=user, confirmed=True).first()):
+            if device is not None and device.verify_token(token):
+                otp_login(request, device)
+                with transaction.atomic():
+                    audit_record(
+                        actor=user,
+                        verb="two_factor.verified",
+                        obj=device,
+                        data={
+                            "method": "recovery code"
+                            if isinstance(device, StaticDevice)
+                            else "totp"
+                        },
+                    )
+                return redirect(_next(request))
+        messages.error(request, "That code did not match.")
+    return render(request, "registration/two_factor_verify.html", {"next": _next(request)})
+
+
+def _base32(raw: bytes) -> str:
+    import base64
+
+    return base64.b32encode(raw).decode().rstrip("=")

@@ -1,0 +1,121 @@
+"""The permission matrix: every route x every role, with its expected status.
+
+Generated from the URL conf: a new route without a row here fails
+`test_every_route_has_a_row_in_the_matrix`, so nobody can add a page or endpoint without
+deciding who may use it. Objects are absent (id 1), so "allowed" shows as 404 on object routes
+and "refused" as 403; anonymous console requests go to the login page (302), anonymous API
+requests get 401. Roles: anonymous, outsider (logged in, no role), moderator, lead, admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.conftest import client_for
+from tests.core.test_access import ALL_ROUTES
+
+MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
+    ("GET", "/"): (302, 200, 200, 200, 200),
+    ("GET", "/account/2fa/"): (302, 200, 200, 200, 200),
+    ("GET", "/admin/"): (302, 302, 302, 302, 200),
+    ("GET", "/api/docs/"): (401, 200, 200, 200, 200),
+    ("GET", "/api/schema/"): (401, 200, 200, 200, 200),
+    ("GET", "/api/v1/cases/1"): (401, 403, 404, 404, 404),
+    ("POST", "/api/v1/cases/1/decision"): (401, 403, 404, 404, 404),
+    ("POST", "/api/v1/cases/1/immediate-risk"): (401, 403, 404, 404, 404),
+    ("POST", "/api/v1/cases/1/release"): (401, 403, 404, 404, 404),
+    ("POST", "/api/v1/cases/next"): (401, 403, 204, 204, 204),
+    ("GET", "/api/v1/escalation-rules"): (401, 403, 403, 403, 200),
+    ("GET", "/api/v1/hash-imports/1"): (401, 403, 404, 404, 404),
+    ("GET", "/api/v1/hash-lists"): (401, 403, 200, 200, 200),
+    ("GET", "/api/v1/hash-lists/1/imports"): (401, 403, 403, 403, 405),
+    ("GET", "/api/v1/items"): (401, 403, 403, 403, 405),
+    ("GET", "/api/v1/items/1"): (401, 403, 404, 404, 404),
+    ("GET", "/api/v1/principles"): (401, 403, 200, 200, 200),
+    ("GET", "/api/v1/referrals"): (401, 403, 403, 405, 405),
+    ("GET", "/api/v1/referrals/1"): (401, 403, 403, 404, 404),
+    ("POST", "/api/v1/referrals/1/approve"): (401, 403, 403, 404, 404),
+    ("GET", "/api/v1/referrals/1/download"): (401, 403, 403, 404, 404),
+    ("GET", "/api/v1/reports"): (401, 403, 403, 403, 405),
+    ("GET", "/cases/1/"): (302, 403, 404, 404, 404),
+    ("POST", "/cases/1/decide"): (302, 403, 404, 404, 404),
+    ("POST", "/cases/1/immediate-risk"): (302, 403, 404, 404, 404),
+    ("POST", "/cases/1/media/1/reveal"): (302, 403, 404, 404, 404),
+    ("POST", "/cases/1/reassign"): (302, 403, 403, 404, 404),
+    ("POST", "/cases/1/release"): (302, 403, 404, 404, 404),
+    ("POST", "/cases/1/renew"): (302, 403, 404, 404, 404),
+    ("POST", "/cases/1/restrict"): (302, 403, 403, 404, 404),
+    ("GET", "/compliance/"): (302, 403, 403, 200, 200),
+    ("GET", "/compliance/operations/"): (302, 403, 403, 200, 200),
+    ("GET", "/compliance/principles/1/"): (302, 403, 403, 200, 200),
+    ("GET", "/compliance/qa/"): (302, 403, 403, 200, 200),
+    ("GET", "/compliance/qa/1/"): (302, 403, 404, 404, 404),
+    ("GET", "/compliance/transparency/"): (302, 403, 403, 200, 200),
+    ("GET", "/compliance/transparency/1/"): (302, 403, 403, 404, 404),
+    ("GET", "/escalations/"): (302, 403, 403, 200, 200),
+    ("GET", "/escalations/1/"): (302, 403, 403, 404, 404),
+    ("POST", "/escalations/1/acknowledge"): (302, 403, 403, 404, 404),
+    ("POST", "/escalations/1/call"): (302, 403, 403, 404, 404),
+    ("POST", "/escalations/1/resolve"): (302, 403, 403, 404, 404),
+    ("GET", "/exposure/"): (302, 403, 403, 200, 200),
+    ("POST", "/exposure/lift"): (302, 403, 403, 302, 302),
+    ("GET", "/hash-imports/1"): (302, 403, 404, 404, 404),
+    ("GET", "/hash-lists/"): (302, 403, 200, 200, 200),
+    ("POST", "/hash-lists/1/import"): (302, 403, 403, 403, 404),
+    ("POST", "/hash-lists/new"): (302, 403, 403, 403, 302),
+    ("GET", "/healthz"): (200, 200, 200, 200, 200),
+    ("GET", "/login/"): (200, 302, 302, 302, 302),
+    ("GET", "/logout/"): (302, 405, 405, 405, 405),
+    ("GET", "/media/1"): (302, 403, 404, 404, 404),
+    ("GET", "/principles/"): (302, 403, 200, 200, 200),
+    ("GET", "/principles/1/"): (302, 403, 200, 200, 200),
+    ("GET", "/queue/"): (302, 403, 200, 200, 200),
+    ("GET", "/queue/counts"): (302, 403, 200, 200, 200),
+    ("GET", "/queue/known-material"): (302, 403, 200, 200, 200),
+    ("POST", "/queue/known-material/decide"): (302, 403, 302, 302, 302),
+    ("POST", "/queue/next"): (302, 403, 302, 302, 302),
+    ("GET", "/referrals/"): (302, 403, 403, 200, 200),
+    ("GET", "/referrals/1/"): (302, 403, 403, 404, 404),
+    ("POST", "/referrals/1/acknowledge"): (302, 403, 403, 404, 404),
+    ("POST", "/referrals/1/approve"): (302, 403, 403, 404, 404),
+    ("GET", "/referrals/1/download"): (302, 403, 403, 404, 404),
+    ("POST", "/referrals/1/retry"): (302, 403, 403, 404, 404),
+    ("POST", "/referrals/1/submit"): (302, 403, 403, 404, 404),
+    ("POST", "/referrals/new"): (302, 403, 403, 404, 404),
+    ("GET", "/referrals/public-key"): (302, 403, 403, 200, 200),
+    ("GET", "/rules/"): (302, 403, 403, 403, 200),
+    ("GET", "/rules/1/"): (302, 403, 403, 403, 404),
+    ("GET", "/rules/new"): (302, 403, 403, 403, 200),
+}
+ROLES = ("anonymous", "outsider", "moderator", "lead", "admin")
+
+
+def test_every_route_has_a_row_in_the_matrix() -> None:
+    missing = sorted(set(ALL_ROUTES) - {path for _, path in MATRIX})
+    assert not missing, f"routes without a permission rule: {missing}"
+    stale = sorted({path for _, path in MATRIX} - set(ALL_ROUTES))
+    assert not stale, f"rules for routes that no longer exist: {stale}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
+def test_each_role_gets_its_expected_status(
+    method: str, path: str, moderator: Any, lead: Any, admin_user: Any, outsider: Any
+) -> None:
+    users = {
+        "anonymous": None,
+        "outsider": outsider,
+        "moderator": moderator,
+        "lead": lead,
+        "admin": admin_user,
+    }
+    got = {}
+    for role in ROLES:
+        user = users[role]
+        client = APIClient() if user is None else client_for(user)
+        got[role] = getattr(client, method.lower())(path).status_code
+    expected = dict(zip(ROLES, MATRIX[(method, path)], strict=True))
+    assert got == expected
