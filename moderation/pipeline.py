@@ -196,6 +196,12 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
     }
     known = KnownHash.objects.in_bulk([c.known_hash_id for c in candidates])
     category = HarmCategory.objects.filter(code="known_csam").first()
+    # Lock order: case row first, audit-chain lock last — the order every other writer
+    # (intake, claims, decisions) uses. Taking the audit lock (in audit_record below) before
+    # the case row deadlocked against a moderator deciding the same case (found under load).
+    case_id = Item.objects.filter(pk=media.item_id).values_list("case_id", flat=True).first()
+    if case_id is not None:
+        Case.objects.select_for_update().filter(pk=case_id).first()
     made: list[Match] = []
     for c in candidates:
         hl = lists.get(c.hash_list_id)

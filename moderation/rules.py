@@ -402,6 +402,9 @@ def rules_apply(*, case_id: int, event: str) -> list[str]:
             with transaction.atomic():
                 if _already_applied(rule, case) or not rule_matches(rule, ctx):
                     continue
+                # Lock order: the case row before any action writes an audit event (which
+                # takes the audit-chain lock until commit), as every other writer does.
+                Case.objects.select_for_update().filter(pk=case.pk).first()
                 effects = [_apply_action(case, action, rule) for action in rule.actions]
                 locked = Case.objects.select_for_update().get(pk=case.pk)
                 locked.priority_reasons = [

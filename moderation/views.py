@@ -13,7 +13,7 @@ from principles.models import HarmCategory, Priority
 
 from .forms import HashImportForm, HashListForm
 from .hashlists import HashListError, hash_import_start, hash_list_upsert
-from .models import Case, HashImport, HashList
+from .models import Case, Escalation, HashImport, HashList
 from .selectors import QUEUE_PAGE_SIZE, match_summaries, queue_counts, queue_page
 
 

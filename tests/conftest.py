@@ -101,6 +101,14 @@ def _reference_data(request: pytest.FixtureRequest) -> None:
         load_registry(Principle, HarmCategory)
     if not GroupModel.objects.filter(name=ADMIN).exists():
         sync_roles(GroupModel, Permission)
+    from reports.models import Destination
+
+    if not Destination.objects.exists():
+        import importlib
+
+        defaults = importlib.import_module("reports.migrations.0002_default_destinations")
+        for row in defaults.DEFAULTS:
+            Destination.objects.create(**row, mode="dry_run")
 
 
 def _user(django_user_model: Any, username: str, role: str | None) -> Any:

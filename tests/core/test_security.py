@@ -114,7 +114,9 @@ class HeaderTests:
 
 class DeployCheckTests:
     def test_check_deploy_is_clean_with_production_settings(self, tmp_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in {"DEBUG"}}
+        env = {
+            k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+        }
         env.update(
             {
                 "DEBUG": "false",

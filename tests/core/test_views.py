@@ -10,7 +10,10 @@ from tests.conftest import PASSWORD, client_for
 
 @pytest.mark.django_db
 class LoginTests:
-    def test_a_user_logs_in_and_lands_on_home(self, client: Client, moderator: Any) -> None:
+    def test_a_user_logs_in_and_lands_on_home(
+        self, client: Client, moderator: Any, settings: Any
+    ) -> None:
+        settings.SAFEGUARD_2FA_MODERATORS = False  # 2FA has its own tests (test_security)
         response = client.post("/login/", {"username": "mod1", "password": PASSWORD})
         assert response.status_code == 302 and response["Location"] == "/"
         assert client.get("/").status_code == 200

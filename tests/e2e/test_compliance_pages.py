@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import login, screenshot
 from tests.moderation.factories import make_case
@@ -19,8 +20,8 @@ class CompliancePagesTests:
         make_case(kind="message", category="grooming")
         login(page, live_server, "admin1")
         page.goto(f"{live_server.url}/compliance/")
-        assert page.get_by_role("heading", name="Coverage: which principles").is_visible()
-        assert page.get_by_text("gap").first.is_visible()
+        expect(page.get_by_role("heading", name="Coverage: which principles")).to_be_visible()
+        expect(page.get_by_text("gap").first).to_be_visible()
         page.get_by_role("link", name="Combat online grooming and preparatory activity").click()
         page.wait_for_url("**/compliance/principles/3/")
         chart = page.locator("svg.chart").first

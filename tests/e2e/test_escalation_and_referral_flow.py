@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from moderation.models import Escalation
 from reports.models import ReferralPacket
@@ -35,7 +36,7 @@ class ImmediateRiskFlowTests:
         mod.once("dialog", lambda dialog: dialog.accept())  # the confirmation
         mod.get_by_role("button", name="Child at immediate risk").click()
         mod.wait_for_load_state()
-        assert mod.get_by_text("On-call safety leads are being paged").is_visible()
+        expect(mod.get_by_text("On-call safety leads are being paged")).to_be_visible()
         escalation = Escalation.objects.get(case=case, tier="immediate_risk")
 
         page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
@@ -44,14 +45,14 @@ class ImmediateRiskFlowTests:
         screenshot(page, "escalations-board")
         page.get_by_role("link", name=f"#{escalation.pk}").click()
         page.get_by_role("button", name="Acknowledge").click()
-        assert page.get_by_text("Call 999 now").first.is_visible()
+        expect(page.get_by_text("Call 999 now").first).to_be_visible()
         page.get_by_label("Police force").select_option("Greater Manchester Police")
         page.get_by_label("Police incident / CAD reference").fill("GMP-CAD-1234")
         page.get_by_role("button", name="Record the call").click()
-        assert page.get_by_text("The 999 call is recorded").is_visible()
-        assert page.get_by_text("GMP-CAD-1234").is_visible()
+        expect(page.get_by_text("The 999 call is recorded")).to_be_visible()
+        expect(page.get_by_text("GMP-CAD-1234")).to_be_visible()
         packet = ReferralPacket.objects.get(escalation=escalation)
-        assert page.get_by_role("link", name=packet.reference).is_visible()
+        expect(page.get_by_role("link", name=packet.reference)).to_be_visible()
         screenshot(page, "escalation-called")
         escalation.refresh_from_db()
         assert escalation.acknowledged_by == lead and escalation.called_at is not None
@@ -83,8 +84,8 @@ class ReferralPacketFlowTests:
         first.get_by_label("Priority").select_option("urgent")
         first.get_by_label("Incident summary").fill("Synthetic test referral.")
         first.get_by_role("button", name="Draft and send for approval").click()
-        assert first.get_by_text("a second safety lead must approve it").is_visible()
-        assert first.get_by_text("Waiting for a second safety lead").is_visible()
+        expect(first.get_by_text("a second safety lead must approve it")).to_be_visible()
+        expect(first.get_by_text("Waiting for a second safety lead")).to_be_visible()
         packet = ReferralPacket.objects.get()
 
         second = browser.new_context(

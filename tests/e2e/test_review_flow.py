@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from moderation.models import Case, Decision, Reveal
 from tests.e2e.conftest import login, screenshot
@@ -21,12 +22,12 @@ class ModeratorReviewFlowTests:
         make_case(kind="text", category="search_abuse")
         login(page, live_server, "mod1")
         page.goto(f"{live_server.url}/queue/")
-        assert page.get_by_role("heading", name="Review queue").is_visible()
+        expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
         screenshot(page, "queue")
 
         page.keyboard.press("n")  # keyboard shortcut: claim the next case
         page.wait_for_url(f"{live_server.url}/cases/{case.pk}/")
-        assert page.get_by_text("Media is hidden").is_visible()
+        expect(page.get_by_text("Media is hidden")).to_be_visible()
         assert page.locator(".reveal-media img").count() == 0
 
         page.get_by_label("Reason to reveal").fill("classifier flag without a hash match")
@@ -46,7 +47,7 @@ class ModeratorReviewFlowTests:
         page.get_by_label("Rationale").fill("synthetic test decision")
         page.get_by_role("button", name="Decide", exact=True).click()
         page.wait_for_url(f"{live_server.url}/queue/")
-        assert page.get_by_text(f"Decision recorded on {case.reference}").is_visible()
+        expect(page.get_by_text(f"Decision recorded on {case.reference}")).to_be_visible()
         decision = Decision.objects.get(case=case)
         assert decision.outcome == "remove_and_report"
         assert Case.objects.get(pk=case.pk).status == "decided"
@@ -60,16 +61,16 @@ class ModeratorReviewFlowTests:
         page.keyboard.press("n")
         page.wait_for_url("**/cases/*/")
         page.keyboard.press("?")
-        assert page.get_by_role("dialog", name="Keyboard shortcuts").is_visible()
+        expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
         page.keyboard.press("Escape")
-        assert not page.get_by_role("dialog").is_visible()
+        expect(page.get_by_role("dialog")).to_be_hidden()
 
 
 class OutsiderTests:
     def test_an_outsider_gets_no_access(self, page: Any, live_server: Any, outsider: Any) -> None:
         case = make_case(kind="image")
         login(page, live_server, "outsider")
-        assert page.get_by_text("no Safeguard role").is_visible()
+        expect(page.get_by_text("no Safeguard role")).to_be_visible()
         assert page.goto(f"{live_server.url}/queue/").status == 403
         assert page.goto(f"{live_server.url}/cases/{case.pk}/").status == 403
         media = case.items.get().media

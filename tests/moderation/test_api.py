@@ -86,7 +86,7 @@ class ItemCreateApiTests:
         assert media.mime == "image/jpeg" and media.hash_status == "pending"
         assert item.case is not None and item.case.status == "open"
         assert item.case.category.code == "new_csam" and item.case.priority == 2
-        assert len(callbacks) == 1  # hashing is enqueued only after commit
+        assert len(callbacks) == 2  # hashing and the rules run only after commit
         verbs = set(AuditEvent.objects.values_list("verb", flat=True))
         assert {"item.received", "media.stored", "case.opened"} <= verbs
 
