@@ -29,6 +29,9 @@ def home(request: HttpRequest) -> HttpResponse:
             claimed_by=user, status=Case.Status.IN_REVIEW
         ).select_related("category")[:10]
     if is_lead(user):
+        context["open_escalations"] = Escalation.objects.filter(
+            status__in=["open", "acknowledged"]
+        ).count()
         context["immediate_risk"] = Case.objects.filter(
             immediate_risk=True, status__in=["open", "in_review"]
         ).select_related("category", "claimed_by")[:10]
