@@ -75,6 +75,12 @@ class Case(models.Model):
                 name="case_queue_open_idx",
                 condition=Q(status="open"),
             ),
+            # The console's queue page lists open and in-review cases in queue order.
+            models.Index(
+                fields=["priority", "sla_due_at", "id"],
+                name="case_queue_active_idx",
+                condition=Q(status__in=["open", "in_review"]),
+            ),
             models.Index(
                 fields=["lease_expires_at"], name="case_lease_idx", condition=Q(status="in_review")
             ),

@@ -6,11 +6,41 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
-from guardian.shortcuts import get_objects_for_user
 
 from .models import Case
 
 ACTIVE = (Case.Status.OPEN, Case.Status.IN_REVIEW)
+
+
+def _granted_case_ids(user: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
+    """Ids of restricted cases granted to the user (directly or through a group).
+
+    Read from guardian's permission tables directly: get_objects_for_user() as a subquery
+    made PostgreSQL scan the whole case table on every page (found by the 1 M-case bench).
+    """
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+    from django.db.models import BigIntegerField
+    from django.db.models.functions import Cast
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    content_type = ContentType.objects.get_for_model(Case)
+    perm = Permission.objects.filter(
+        content_type=content_type, codename="work_restricted_case"
+    ).first()
+    direct = (
+        UserObjectPermission.objects.filter(user=user, permission=perm, content_type=content_type)
+        .annotate(case_id=Cast("object_pk", BigIntegerField()))
+        .values("case_id")
+    )
+    via_group = (
+        GroupObjectPermission.objects.filter(
+            group__user=user, permission=perm, content_type=content_type
+        )
+        .annotate(case_id=Cast("object_pk", BigIntegerField()))
+        .values("case_id")
+    )
+    return direct, via_group
 
 
 def case_visible_to(user: Any) -> QuerySet[Case]:
@@ -20,14 +50,20 @@ def case_visible_to(user: Any) -> QuerySet[Case]:
         return Case.objects.none()
     if user.has_perm("moderation.view_all_cases"):
         return Case.objects.all()
-    granted = get_objects_for_user(
-        user, "moderation.work_restricted_case", klass=Case, accept_global_perms=False
-    ).values("pk")
-    return Case.objects.filter(Q(restricted=False) | Q(pk__in=granted) | Q(claimed_by=user))
+    direct, via_group = _granted_case_ids(user)
+    return Case.objects.filter(
+        Q(restricted=False) | Q(pk__in=direct) | Q(pk__in=via_group) | Q(claimed_by=user)
+    )
 
 
-def queue_counts() -> dict[str, Any]:
-    """Open and in-review counts per priority, and SLA breaches, in one query."""
+def queue_counts(*, fresh: bool = False) -> dict[str, Any]:
+    """Open and in-review counts per priority, and SLA breaches, in one query, cached for five
+    seconds: at a million open cases the count costs 200-300 ms, and every queue view, the
+    home page and the live counters ask for it."""
+    from django.core.cache import cache
+
+    if not fresh:
+        return cache.get_or_set("moderation:queue_counts", lambda: queue_counts(fresh=True), 5)
     now = timezone.now()
     rows = (
         Case.objects.filter(status__in=ACTIVE)
@@ -55,7 +91,7 @@ def queue_page(
     category: str | None = None,
     source: str | None = None,
     mine: bool = False,
-    after: tuple[int, str, int] | None = None,
+    after: tuple[int, Any, int] | None = None,
     page_size: int = QUEUE_PAGE_SIZE,
 ) -> list[Case]:
     """One page of the queue in queue order, by keyset (no OFFSET: page 1,000 costs as page 1).
@@ -63,7 +99,11 @@ def queue_page(
     The query count is fixed (one for cases with their category and holder joined) whatever
     the page size; per-row extras are computed in bulk by the caller.
     """
-    qs = case_visible_to(user).select_related("category", "claimed_by")
+    qs = (
+        case_visible_to(user)
+        .select_related("category", "claimed_by")
+        .prefetch_related("category__principles")
+    )
     if status == "active":
         qs = qs.filter(status__in=ACTIVE)
     elif status in Case.Status.values:
@@ -77,11 +117,14 @@ def queue_page(
     if mine:
         qs = qs.filter(claimed_by=user)
     if after is not None:
-        p, due, pk = after
-        qs = qs.filter(
-            Q(priority__gt=p)
-            | Q(priority=p, sla_due_at__gt=due)
-            | Q(priority=p, sla_due_at=due, id__gt=pk)
+        # A row-value comparison walks the index from the cursor; the equivalent OR of three
+        # conditions made PostgreSQL scan from the start (474 ms at case 500,000 vs 0.1 ms).
+        qs = qs.extra(
+            where=[
+                '("moderation_case"."priority", "moderation_case"."sla_due_at", '
+                '"moderation_case"."id") > (%s, %s, %s)'
+            ],
+            params=list(after),
         )
     return list(qs.order_by("priority", "sla_due_at", "id")[:page_size])
 

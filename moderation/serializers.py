@@ -94,7 +94,7 @@ class MediaHashesSerializer(serializers.ModelSerializer):
 
 
 class FlagSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    category = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = Flag
@@ -106,7 +106,7 @@ class ItemDetailSerializer(serializers.ModelSerializer):
     matches = serializers.SerializerMethodField()
     flags = FlagSerializer(many=True, read_only=True)
     case_id = serializers.IntegerField(allow_null=True)
-    category_hint = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    category_hint = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = Item
@@ -154,7 +154,7 @@ class ReportCreatedSerializer(serializers.Serializer):
 
 
 class CaseSummarySerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    category = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     reference = serializers.CharField()
 
     class Meta:

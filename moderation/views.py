@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count
@@ -40,12 +42,12 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "moderation/home.html", context)
 
 
-def _parse_after(raw: str | None) -> tuple[int, str, int] | None:
+def _parse_after(raw: str | None) -> tuple[int, datetime, int] | None:
     if not raw:
         return None
     try:
         p, due, pk = raw.split("|")
-        return int(p), due, int(pk)
+        return int(p), datetime.fromisoformat(due), int(pk)
     except ValueError:
         return None
 

@@ -99,7 +99,17 @@ def _reference_data(request: pytest.FixtureRequest) -> None:
 
     if not HarmCategory.objects.exists():
         load_registry(Principle, HarmCategory)
-    if not GroupModel.objects.filter(name=ADMIN).exists():
+    admin_group = GroupModel.objects.filter(name=ADMIN).first()
+    if admin_group is None or not admin_group.permissions.exists():
+        # A flush without post_migrate emptied content types and permissions: rebuild them
+        # (and forget cached content-type ids, which the flush made stale) before the roles.
+        from django.apps import apps
+        from django.contrib.auth.management import create_permissions
+        from django.contrib.contenttypes.models import ContentType
+
+        ContentType.objects.clear_cache()
+        for app_config in apps.get_app_configs():
+            create_permissions(app_config, verbosity=0)
         sync_roles(GroupModel, Permission)
     from reports.models import Destination
 
