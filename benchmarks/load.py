@@ -827,7 +827,8 @@ def consistency(conn: Any, stats: Stats, stack: Stack) -> list[str]:
                 f"{sum(by_status.values())} media rows, {len(stats.media_ids)} accepted with media"
             )
         cur.execute(
-            "SELECT prev_hash, count(*) FROM core_auditevent GROUP BY 1 HAVING count(*) > 1"
+            "SELECT prev_hash, count(*) FROM core_auditevent WHERE prev_hash IS NOT NULL "
+            "GROUP BY 1 HAVING count(*) > 1"
         )
         forks = cur.fetchall()
         if forks:

@@ -251,6 +251,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reports.sweep_stuck_packets",
         "schedule": timedelta(minutes=5),
     },
+    "seal-audit-chain": {
+        "task": "core.seal_audit_chain",
+        "schedule": timedelta(seconds=5),
+    },
     "audit-chain-check": {
         "task": "core.verify_audit_chain",
         "schedule": crontab(minute=17),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -48,37 +49,62 @@ def audit_record(
     object_id: str | int = "",
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the hash-chained audit log, inside the caller's transaction.
+    """Append one event to the audit log, inside the caller's transaction (it commits or rolls
+    back with the state change it records).
 
-    1. Take the chain lock (PostgreSQL: a transaction-scoped advisory lock; SQLite: writers are
-       already serialised by the IMMEDIATE transaction mode), so two transactions can never
-       chain onto the same previous event.
-    2. Read the newest event's hash and chain this event onto it.
-    The lock is held until the caller's transaction commits, so callers should record audit
-    events last in their transaction to keep the hold short.
+    The event is written unchained; `audit_seal` links committed events into the hash chain
+    shortly afterwards (beat, every few seconds). Chaining at write time needed one global
+    lock held until every writer's commit, which serialised all audited work and, taken in the
+    wrong order, deadlocked (benchmarks/QUEUE.md, LOAD.md).
     """
     if obj is not None:
         object_type = obj._meta.label_lower
         object_id = obj.pk
     actor_id, actor_label = _actor_fields(actor)
+    event = AuditEvent(
+        created_at=timezone.now(),
+        actor_id=actor_id,
+        actor_label=actor_label[:150],
+        verb=verb,
+        object_type=object_type,
+        object_id=str(object_id),
+        data=data or {},
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_seal(*, batch_size: int = 5000) -> int:
+    """Link committed, unsealed events into the hash chain; returns how many were sealed.
+
+    1. Take the chain lock (PostgreSQL: transaction-scoped advisory lock; SQLite: writers are
+       serialised by IMMEDIATE transactions), so only one sealer extends the chain at a time.
+    2. Read the chain's head (highest seq) and the oldest unsealed events, in id order. Only
+       committed events are visible, so an event whose transaction commits late is simply
+       sealed in a later batch: the chain order is the sealing order (seq), not the id order.
+    3. Give each its seq, the previous hash, and its own hash.
+    The lock is held only for this short transaction, never by the workflows themselves.
+    """
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_CHAIN_LOCK_KEY])
-        prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-        event = AuditEvent(
-            created_at=timezone.now(),
-            actor_id=actor_id,
-            actor_label=actor_label[:150],
-            verb=verb,
-            object_type=object_type,
-            object_id=str(object_id),
-            data=data or {},
-            prev_hash=prev or GENESIS_HASH,
+        head = (
+            AuditEvent.objects.filter(seq__isnull=False)
+            .order_by("-seq")
+            .values_list("seq", "hash")
+            .first()
         )
-        event.hash = event.compute_hash()
-        event.save(force_insert=True)
-    return event
+        seq, prev = head if head else (0, GENESIS_HASH)
+        pending = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
+        for event in pending:
+            seq += 1
+            event.seq = seq
+            event.prev_hash = prev
+            event.hash = event.compute_hash()
+            prev = event.hash
+        AuditEvent.objects.bulk_update(pending, ["seq", "prev_hash", "hash"], batch_size=1000)
+    return len(pending)
 
 
 @dataclass(frozen=True)
@@ -89,17 +115,22 @@ class ChainReport:
     reason: str = ""
 
 
-def audit_verify_chain(*, batch_size: int = 5000) -> ChainReport:
-    """Walk the chain in id order; report the first event whose link or content does not match."""
+def audit_verify_chain(
+    *, batch_size: int = 5000, unsealed_grace: timedelta = timedelta(minutes=5)
+) -> ChainReport:
+    """Walk the chain in seq order; report the first event whose link or content does not
+    match. Events still unsealed after the grace period are reported too (a stopped sealer,
+    or rows inserted behind the application's back)."""
     prev = GENESIS_HASH
     checked = 0
-    last_id = 0
+    last_seq = 0
+    expected_seq = 1
     while True:
-        batch = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:batch_size])
+        batch = list(AuditEvent.objects.filter(seq__gt=last_seq).order_by("seq")[:batch_size])
         if not batch:
-            return ChainReport(ok=True, checked=checked)
+            break
         for event in batch:
-            if event.prev_hash != prev:
+            if event.seq != expected_seq or event.prev_hash != prev:
                 return ChainReport(
                     False,
                     checked,
@@ -116,4 +147,18 @@ def audit_verify_chain(*, batch_size: int = 5000) -> ChainReport:
                 )
             prev = event.hash
             checked += 1
-            last_id = event.pk
+            last_seq = event.seq
+            expected_seq += 1
+    stale = (
+        AuditEvent.objects.filter(seq__isnull=True, created_at__lt=timezone.now() - unsealed_grace)
+        .order_by("id")
+        .first()
+    )
+    if stale is not None:
+        return ChainReport(
+            False,
+            checked,
+            stale.pk,
+            "event was never sealed into the chain (is the sealer running?)",
+        )
+    return ChainReport(ok=True, checked=checked)

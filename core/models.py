@@ -15,7 +15,8 @@ class AuditEvent(models.Model):
 
     `hash` = SHA-256 over the previous event's hash and this event's canonical content, so any
     edit, deletion or reordering breaks the chain from that point on (`manage.py verify_audit`).
-    On PostgreSQL a trigger also forbids UPDATE and DELETE of audit rows.
+    Events are written unchained and sealed (seq, prev_hash, hash) moments later by the sealer.
+    On PostgreSQL a trigger forbids DELETE and every UPDATE except that one-time sealing.
     """
 
     created_at = models.DateTimeField(db_index=True)
@@ -33,8 +34,11 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Set by the sealer (core.audit.audit_seal), which links committed events into the chain.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    # NULL, not "", means "not sealed yet": "" would collide on the unique index of `hash`.
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

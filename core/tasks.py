@@ -4,13 +4,24 @@ import logging
 
 from celery import shared_task
 
-from .audit import audit_verify_chain
+from .audit import audit_seal, audit_verify_chain
 
 logger = logging.getLogger(__name__)
 
 
+@shared_task(name="core.seal_audit_chain")
+def seal_audit_chain() -> int:
+    """Beat, every few seconds: link newly committed audit events into the hash chain."""
+    sealed = total = audit_seal()
+    while sealed:
+        sealed = audit_seal()
+        total += sealed
+    return total
+
+
 @shared_task(name="core.verify_audit_chain")
 def verify_audit_chain() -> bool:
+    seal_audit_chain()
     report = audit_verify_chain()
     if not report.ok:
         logger.critical("Audit chain broken at event %s: %s", report.broken_at, report.reason)

@@ -451,6 +451,9 @@ def render_pdf(document: dict[str, Any]) -> bytes:
 
 def custody_log(packet: ReferralPacket) -> list[dict[str, Any]]:
     """The audit trail of every case, item and media in the packet: who did what, when."""
+    from core.tasks import seal_audit_chain
+
+    seal_audit_chain()  # every event in the log carries its chain hash
     cases = list(packet.cases.all())
     items = Item.objects.filter(case__in=cases)
     item_ids = [str(pk) for pk in items.values_list("pk", flat=True)]

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from core.audit import SystemActor, audit_record, audit_verify_chain
+from core.audit import SystemActor, audit_record, audit_seal, audit_verify_chain
 from core.models import AuditEvent
 from principles.models import Principle
 from principles.services import principle_update
@@ -69,6 +69,7 @@ class AuditTests:
             audit_record(actor=actor, verb="test.event", object_type="x", object_id=i)
             for i in range(4)
         ]
+        audit_seal()
         if connection.vendor == "postgresql":
             _bypass_append_only_trigger()
         AuditEvent.objects.filter(pk=events[1].pk).delete()
@@ -87,3 +88,37 @@ class AuditTriggerTests:
             AuditEvent.objects.filter(pk=event.pk).update(verb="edited")
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             AuditEvent.objects.filter(pk=event.pk).delete()
+
+
+@pytest.mark.django_db
+class AuditSealingTests:
+    def test_sealing_chains_events_in_order_and_is_idempotent(self) -> None:
+        actor = SystemActor("test")
+        first = [
+            audit_record(actor=actor, verb="a", object_type="x", object_id=i) for i in range(3)
+        ]
+        assert audit_seal() == 3 and audit_seal() == 0
+        later = audit_record(actor=actor, verb="b", object_type="x", object_id=9)
+        assert audit_seal() == 1
+        later.refresh_from_db()
+        first[-1].refresh_from_db()
+        assert later.seq == first[-1].seq + 1 and later.prev_hash == first[-1].hash
+        assert audit_verify_chain().ok
+
+    def test_an_event_left_unsealed_too_long_is_reported(self) -> None:
+        from datetime import timedelta
+
+        event = audit_record(actor=SystemActor("t"), verb="a", object_type="x", object_id=1)
+        report = audit_verify_chain(unsealed_grace=timedelta(0))
+        assert not report.ok and report.broken_at == event.pk
+        assert "never sealed" in report.reason
+        audit_seal()
+        assert audit_verify_chain(unsealed_grace=timedelta(0)).ok
+
+    def test_verify_audit_seals_pending_events_first(self) -> None:
+        from io import StringIO
+
+        audit_record(actor=SystemActor("t"), verb="a", object_type="x", object_id=1)
+        out = StringIO()
+        call_command("verify_audit", stdout=out)
+        assert "intact" in out.getvalue()

@@ -5,12 +5,17 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from core.audit import audit_verify_chain
+from core.tasks import seal_audit_chain
 
 
 class Command(BaseCommand):
-    help = "Verify the audit log's hash chain; exits non-zero naming the first broken link."
+    help = (
+        "Seal pending audit events into the hash chain, then verify the whole chain; exits "
+        "non-zero naming the first broken link."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        seal_audit_chain()
         report = audit_verify_chain()
         if not report.ok:
             raise CommandError(
