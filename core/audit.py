@@ -13,7 +13,7 @@ from django.utils import timezone
 from .models import AuditEvent
 
 GENESIS_HASH = "0" * 64
-# Any constant works; it names the one advisory lock that serialises audit-chain appends.
+# Any constant works; it names the advisory lock that lets one sealer at a time extend the chain.
 _AUDIT_CHAIN_LOCK_KEY = 0x5AFE_A0D1
 
 
