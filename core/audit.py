@@ -25,7 +25,6 @@ class SystemActor:
 
 
 WORKER = SystemActor("worker")
-SYSTEM = SystemActor("system")
 
 Actor = AbstractBaseUser | AnonymousUser | SystemActor | None
 

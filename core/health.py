@@ -24,10 +24,10 @@ def broker_status() -> str:
         return "not_configured"
     import redis
 
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
         client.ping()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 — any failure means "down"
         return "down"
     finally:
         with contextlib.suppress(Exception):

@@ -20,17 +20,6 @@ class ReadPermission(DjangoModelPermissions):
     }
 
 
-class IsPlatformToken:
-    """The caller authenticated with a platform (intake) token."""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        auth = request.auth
-        return isinstance(auth, ApiToken) and auth.scope == ApiToken.Scope.PLATFORM
-
-    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        return self.has_permission(request, view)
-
-
 def is_platform_request(request: Request) -> bool:
     auth = getattr(request, "auth", None)
     return isinstance(auth, ApiToken) and auth.scope == ApiToken.Scope.PLATFORM

@@ -120,10 +120,6 @@ class Case(models.Model):
             and self.lease_expires_at > now
         )
 
-    def sla_breached(self, *, now: datetime | None = None) -> bool:
-        now = now or timezone.now()
-        return self.status in (self.Status.OPEN, self.Status.IN_REVIEW) and self.sla_due_at < now
-
 
 class Item(models.Model):
     """One flagged thing on the platform; unique per (source, external_id), so resubmission is

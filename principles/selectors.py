@@ -2,12 +2,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from .models import HarmCategory, Principle
+from .models import Principle
 
 
 def principle_list() -> QuerySet[Principle]:
     return Principle.objects.prefetch_related("harm_categories").order_by("number")
-
-
-def harm_category_list() -> QuerySet[HarmCategory]:
-    return HarmCategory.objects.prefetch_related("principles")
