@@ -243,6 +243,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "moderation.expire_leases",
         "schedule": timedelta(minutes=1),
     },
+    # Keeps the head of the claim index free of dead entries (moderation.queue.queue_vacuum).
+    "vacuum-queue": {
+        "task": "moderation.vacuum_queue",
+        "schedule": timedelta(seconds=5),
+    },
     "retention-purge": {
         "task": "moderation.retention_purge",
         "schedule": crontab(minute=41, hour=3),

@@ -29,7 +29,9 @@ WORKER = SystemActor("worker")
 Actor = AbstractBaseUser | AnonymousUser | SystemActor | None
 
 
-def _actor_fields(actor: Actor) -> tuple[int | None, str]:
+def audit_actor_fields(actor: Actor) -> tuple[int | None, str]:
+    """(actor_id, actor_label) as an event stores them; also used by the SQL-side writer of
+    case.claimed events (moderation_claim_next, moderation migration 0006)."""
     if actor is None:
         return None, "system"
     if isinstance(actor, SystemActor):
@@ -59,7 +61,7 @@ def audit_record(
     if obj is not None:
         object_type = obj._meta.label_lower
         object_id = obj.pk
-    actor_id, actor_label = _actor_fields(actor)
+    actor_id, actor_label = audit_actor_fields(actor)
     event = AuditEvent(
         created_at=timezone.now(),
         actor_id=actor_id,

@@ -401,9 +401,9 @@ def sla_check(*, now: datetime | None = None) -> dict[str, int]:
                 escalations += 1
                 transaction.on_commit(lambda pk=escalation.pk: _enqueue_page(pk))
     cases = 0
-    for case in Case.objects.filter(
-        status__in=["open", "in_review"], sla_due_at__lt=now, sla_breached_at__isnull=True
-    )[:500]:
+    for case in Case.objects.filter(active=True, sla_due_at__lt=now, sla_breached_at__isnull=True)[
+        :500
+    ]:
         with transaction.atomic():
             if Case.objects.filter(pk=case.pk, sla_breached_at__isnull=True).update(
                 sla_breached_at=now

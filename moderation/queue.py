@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.audit import WORKER, Actor, audit_record
+from core.audit import WORKER, Actor, audit_actor_fields, audit_record
 
-from .models import Case
+from .models import Case, QueueEntry
 
-_CLAIM_SQL = """
-WITH next_case AS (
-    SELECT id FROM moderation_case
-    WHERE status = 'open' {restricted_clause}
-    ORDER BY priority, sla_due_at, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE moderation_case AS c
-SET status = 'in_review', claimed_by_id = %s, claimed_at = %s, lease_expires_at = %s,
-    updated_at = %s
-FROM next_case
-WHERE c.id = next_case.id
-RETURNING c.id
-"""
+# PostgreSQL: the claim is the server-side function moderation_claim_next (migration 0006):
+# held-case check, FOR UPDATE SKIP LOCKED on the head of the claim queue, a HOT update of the
+# case row with a lease, and the audit event, in one call and one transaction, with plans the
+# server prepares once per connection.
+_CLAIM_SQL = "SELECT * FROM moderation_claim_next(%s, %s, %s, %s, %s, %s, %s::jsonb)"
 
 
 class CaseNotHeld(Exception):
@@ -38,17 +30,62 @@ def _lease_seconds() -> int:
     return settings.SAFEGUARD_LEASE_SECONDS
 
 
+def claim_statement(*, user: Any, actor: Actor | None = None) -> tuple[str, list[Any]]:
+    """The PostgreSQL claim call and its parameters for `user` (see _CLAIM_SQL)."""
+    actor = actor if actor is not None else user
+    now = timezone.now()
+    lease = now + timedelta(seconds=_lease_seconds())
+    actor_id, actor_label = audit_actor_fields(actor)
+    data = json.dumps({"lease_expires_at": lease.isoformat()})
+    restricted_ok = user.has_perm("moderation.view_all_cases")
+    return _CLAIM_SQL, [user.pk, restricted_ok, now, lease, actor_id, actor_label[:150], data]
+
+
 def case_claim_next(*, user: Any, actor: Actor | None = None) -> Case | None:
     """Claim the top open case for `user`, or return the case they already hold.
 
-    PostgreSQL: ONE statement — select the head of the open queue with FOR UPDATE SKIP LOCKED
-    and flip it to in_review with a lease, RETURNING its id. Concurrent claimers skip rows
-    another transaction has locked instead of queueing behind it, so two people can never
-    hold the same case and nobody waits. The partial index on open rows serves the ORDER BY.
+    PostgreSQL: one call of moderation_claim_next (see _CLAIM_SQL and migration 0006), one
+    round trip: the held-case check, the claim with FOR UPDATE SKIP LOCKED, the lease and the
+    audit event.
     SQLite (embedded default): writers are serialised by IMMEDIATE transactions, so a read
     followed by a conditional UPDATE (status still open) is correct there.
     Moderators without view_all_cases never claim restricted cases (leads assign those).
     """
+    if connection.vendor == "postgresql":
+        sql, params = claim_statement(user=user, actor=actor)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            columns = [col[0] for col in cursor.description]
+        return _case_from_row(columns, row)
+    return _claim_next_portable(user=user, actor=actor)
+
+
+@cache
+def _case_loader() -> tuple[list[str], list[tuple[str, list[Any]]]]:
+    fields = Case._meta.concrete_fields
+    converters = [(f.column, f.get_db_converters(connection)) for f in fields]
+    return [f.attname for f in fields], converters
+
+
+def _case_from_row(columns: list[str], row: tuple[Any, ...]) -> Case:
+    """A Case from a `SELECT *` row, as the ORM would build it. Claims are the hottest path:
+    Case.objects.raw() resolved columns and converters on every call, which cost as much
+    client CPU as the rest of the claim (benchmarks/QUEUE.md)."""
+    attnames, converters = _case_loader()
+    by_column = dict(zip(columns, row, strict=True))
+    values = []
+    for column, convs in converters:
+        value = by_column[column]
+        for convert in convs:
+            value = convert(value, None, connection)
+        values.append(value)
+    return Case.from_db(connection.alias, attnames, values)
+
+
+def _claim_next_portable(*, user: Any, actor: Actor | None) -> Case | None:
     actor = actor if actor is not None else user
     now = timezone.now()
     lease = now + timedelta(seconds=_lease_seconds())
@@ -61,31 +98,20 @@ def case_claim_next(*, user: Any, actor: Actor | None = None) -> Case | None:
         return held
     restricted_ok = user.has_perm("moderation.view_all_cases")
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            sql = _CLAIM_SQL.format(
-                restricted_clause="" if restricted_ok else "AND restricted = false"
-            )
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [user.pk, now, lease, now])
-                row = cursor.fetchone()
-            case_id = row[0] if row else None
-        else:
-            qs = Case.objects.filter(status=Case.Status.OPEN)
-            if not restricted_ok:
-                qs = qs.filter(restricted=False)
-            case_id = (
-                qs.order_by("priority", "sla_due_at", "id").values_list("pk", flat=True).first()
-            )
-            if case_id is not None and not Case.objects.filter(
-                pk=case_id, status=Case.Status.OPEN
-            ).update(
-                status=Case.Status.IN_REVIEW,
-                claimed_by=user,
-                claimed_at=now,
-                lease_expires_at=lease,
-                updated_at=now,
-            ):
-                case_id = None
+        qs = Case.objects.filter(status=Case.Status.OPEN)
+        if not restricted_ok:
+            qs = qs.filter(restricted=False)
+        case_id = qs.order_by("priority", "sla_due_at", "id").values_list("pk", flat=True).first()
+        if case_id is not None and not Case.objects.filter(
+            pk=case_id, status=Case.Status.OPEN
+        ).update(
+            status=Case.Status.IN_REVIEW,
+            claimed_by=user,
+            claimed_at=now,
+            lease_expires_at=lease,
+            updated_at=now,
+        ):
+            case_id = None
         if case_id is None:
             return None
         audit_record(
@@ -164,11 +190,19 @@ def case_reassign(*, case: Case, to_user: Any, actor: Any) -> Case:
 def case_expire_leases(*, now: Any = None) -> int:
     """Return cases whose lease ran out to the queue (beat, every minute)."""
     now = now or timezone.now()
-    expired = list(
-        Case.objects.filter(status=Case.Status.IN_REVIEW, lease_expires_at__lt=now).values_list(
-            "pk", "claimed_by_id"
-        )[:1000]
-    )
+    if connection.vendor == "postgresql":
+        # The holder index of the claim queue holds only held cases: no scan of the case table.
+        expired = list(
+            QueueEntry.objects.filter(holder__isnull=False, lease_expires_at__lt=now)
+            .order_by("lease_expires_at")
+            .values_list("case_id", "holder_id")[:1000]
+        )
+    else:
+        expired = list(
+            Case.objects.filter(status=Case.Status.IN_REVIEW, lease_expires_at__lt=now).values_list(
+                "pk", "claimed_by_id"
+            )[:1000]
+        )
     count = 0
     for pk, holder in expired:
         with transaction.atomic():
@@ -191,3 +225,19 @@ def case_expire_leases(*, now: Any = None) -> int:
                 )
                 count += 1
     return count
+
+
+def queue_vacuum() -> bool:
+    """VACUUM the claim queue (beat, every few seconds; PostgreSQL only).
+
+    Every claim leaves a dead entry at the head of the claim index, and every claim scans from
+    the head: without this, claim throughput halves within a minute (benchmarks/QUEUE.md).
+    The table is narrow, so a vacuum of a million open cases takes a fraction of a second;
+    autovacuum, whose naptime is server-wide, is only the backstop. Must run outside a
+    transaction. Returns whether it ran.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (SKIP_LOCKED) moderation_queueentry")
+    return True

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from .models import Case
+from .models import Case, QueueEntry
 
 ACTIVE = (Case.Status.OPEN, Case.Status.IN_REVIEW)
 
@@ -56,6 +57,15 @@ def case_visible_to(user: Any) -> QuerySet[Case]:
     )
 
 
+def cases_held_by(user: Any) -> QuerySet[Case]:
+    """Cases the user holds (in review, lease live or not). claimed_by is not indexed (claims
+    must stay HOT updates): on PostgreSQL the holder index of the claim queue finds them."""
+    qs = Case.objects.filter(claimed_by=user, status=Case.Status.IN_REVIEW)
+    if connection.vendor == "postgresql":
+        qs = qs.filter(pk__in=QueueEntry.objects.filter(holder=user).values("case_id"))
+    return qs
+
+
 def queue_counts(*, fresh: bool = False) -> dict[str, Any]:
     """Open and in-review counts per priority, and SLA breaches, in one query, cached for five
     seconds: at a million open cases the count costs 200-300 ms, and every queue view, the
@@ -66,7 +76,7 @@ def queue_counts(*, fresh: bool = False) -> dict[str, Any]:
         return cache.get_or_set("moderation:queue_counts", lambda: queue_counts(fresh=True), 5)
     now = timezone.now()
     rows = (
-        Case.objects.filter(status__in=ACTIVE)
+        Case.objects.filter(active=True)
         .values("priority")
         .annotate(total=Count("id"), breached=Count("id", filter=Q(sla_due_at__lt=now)))
     )
@@ -105,7 +115,7 @@ def queue_page(
         .prefetch_related("category__principles")
     )
     if status == "active":
-        qs = qs.filter(status__in=ACTIVE)
+        qs = qs.filter(active=True)
     elif status in Case.Status.values:
         qs = qs.filter(status=status)
     if priority is not None:
@@ -115,7 +125,7 @@ def queue_page(
     if source:
         qs = qs.filter(source=source)
     if mine:
-        qs = qs.filter(claimed_by=user)
+        qs = qs.filter(pk__in=cases_held_by(user).values("pk"))
     if after is not None:
         # A row-value comparison walks the index from the cursor; the equivalent OR of three
         # conditions made PostgreSQL scan from the start (474 ms at case 500,000 vs 0.1 ms).

@@ -158,9 +158,7 @@ def case_attach_item(
     for _ in range(3):
         case = (
             Case.objects.select_for_update()
-            .filter(
-                subject_key=item.subject_key, status__in=[Case.Status.OPEN, Case.Status.IN_REVIEW]
-            )
+            .filter(subject_key=item.subject_key, active=True)
             .first()
         )
         if case is not None:

@@ -55,6 +55,13 @@ def expire_leases() -> int:
     return case_expire_leases()
 
 
+@shared_task(name="moderation.vacuum_queue", ignore_result=True, expires=5)
+def vacuum_queue() -> bool:
+    from .queue import queue_vacuum
+
+    return queue_vacuum()
+
+
 def enqueue_rescan(hash_list_id: int) -> None:
     transaction.on_commit(lambda: rescan_list.delay(hash_list_id, 0))
 

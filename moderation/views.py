@@ -16,7 +16,7 @@ from principles.models import HarmCategory, Priority
 from .forms import HashImportForm, HashListForm
 from .hashlists import HashListError, hash_import_start, hash_list_upsert
 from .models import Case, Escalation, HashImport, HashList
-from .selectors import QUEUE_PAGE_SIZE, match_summaries, queue_counts, queue_page
+from .selectors import QUEUE_PAGE_SIZE, cases_held_by, match_summaries, queue_counts, queue_page
 
 
 @require_GET
@@ -27,15 +27,13 @@ def home(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"nav": "home"}
     if is_moderator(user):
         context["counts"] = queue_counts()
-        context["my_cases"] = Case.objects.filter(
-            claimed_by=user, status=Case.Status.IN_REVIEW
-        ).select_related("category")[:10]
+        context["my_cases"] = cases_held_by(user).select_related("category")[:10]
     if is_lead(user):
         context["open_escalations"] = Escalation.objects.filter(
             status__in=["open", "acknowledged"]
         ).count()
         context["immediate_risk"] = Case.objects.filter(
-            immediate_risk=True, status__in=["open", "in_review"]
+            immediate_risk=True, active=True
         ).select_related("category", "claimed_by")[:10]
     if is_admin(user):
         context["hash_lists"] = HashList.objects.all()[:10]

@@ -279,11 +279,7 @@ def operations(period: Period) -> dict[str, Any]:
     in_period = {"created_at__gte": period.start_at, "created_at__lt": period.end_at}
 
     def queue_depth() -> dict[int, int]:
-        rows = (
-            Case.objects.filter(status__in=["open", "in_review"])
-            .values("priority")
-            .annotate(n=Count("id"))
-        )
+        rows = Case.objects.filter(active=True).values("priority").annotate(n=Count("id"))
         depth = {p: 0 for p in range(5)}
         depth.update({r["priority"]: r["n"] for r in rows})
         return depth

@@ -1,0 +1,277 @@
+"""The claim queue on PostgreSQL: the trigger-kept QueueEntry index, HOT claims, one round
+trip, no waiting on locked rows, and the vacuum beat task (moderation/queue.py, migration 0006).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import timedelta
+from typing import Any
+
+import psycopg2
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from core.models import AuditEvent
+from moderation.escalations import case_mark_immediate_risk
+from moderation.models import Case, QueueEntry
+from moderation.queue import (
+    CaseNotHeld,
+    case_claim_next,
+    case_expire_leases,
+    case_reassign,
+    case_release,
+    case_renew_lease,
+    queue_vacuum,
+)
+from moderation.review import decision_record
+from moderation.selectors import cases_held_by, queue_page
+from principles.models import HarmCategory, Priority
+from tests.moderation.factories import make_case
+
+pytestmark = pytest.mark.postgres
+
+
+def _open_case(priority: int, due_in: timedelta, **kwargs: Any) -> Case:
+    case = make_case(kind="text", **kwargs)
+    Case.objects.filter(pk=case.pk).update(
+        priority=priority, sla_due_at=timezone.now() + due_in, category=None
+    )
+    return Case.objects.get(pk=case.pk)
+
+
+def assert_queue_in_sync() -> None:
+    """QueueEntry holds exactly the active cases, each with the case's own queue fields."""
+    expected = {
+        c.pk: (
+            c.priority,
+            c.sla_due_at,
+            c.restricted,
+            c.claimed_by_id if c.status == Case.Status.IN_REVIEW else None,
+            c.lease_expires_at if c.status == Case.Status.IN_REVIEW else None,
+        )
+        for c in Case.objects.filter(status__in=["open", "in_review"])
+    }
+    actual = {
+        q.case_id: (q.priority, q.sla_due_at, q.restricted, q.holder_id, q.lease_expires_at)
+        for q in QueueEntry.objects.all()
+    }
+    assert actual == expected
+
+
+@pytest.mark.django_db
+class QueueEntrySyncTests:
+    def test_every_workflow_that_changes_a_case_keeps_the_claim_queue_in_step(
+        self, moderator: Any, moderator2: Any, lead: Any
+    ) -> None:
+        cases = [_open_case(i % 5, timedelta(hours=i)) for i in range(4)]
+        assert_queue_in_sync()
+        held = case_claim_next(user=moderator)
+        assert held is not None
+        assert QueueEntry.objects.get(case=held).holder_id == moderator.pk
+        assert_queue_in_sync()
+        case_renew_lease(case=held, user=moderator)
+        assert_queue_in_sync()
+        case_release(case=held, user=moderator)
+        assert QueueEntry.objects.get(case=held).holder_id is None
+        assert_queue_in_sync()
+        case_reassign(case=cases[3], to_user=moderator2, actor=lead)
+        assert_queue_in_sync()
+        Case.objects.filter(pk=cases[3].pk).update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        assert case_expire_leases() == 1
+        assert_queue_in_sync()
+        case_mark_immediate_risk(case=cases[2], actor=lead, reason="test")
+        assert QueueEntry.objects.get(case=cases[2]).priority == Priority.P0
+        assert_queue_in_sync()
+        Case.objects.filter(pk=cases[1].pk).update(restricted=True)
+        assert QueueEntry.objects.get(case=cases[1]).restricted is True
+        assert_queue_in_sync()
+        mine = case_claim_next(user=moderator)
+        decision_record(
+            case=mine,
+            moderator=moderator,
+            outcome="no_violation",
+            categories=[],
+            rationale="synthetic: nothing found",
+        )
+        assert not QueueEntry.objects.filter(case=mine).exists()
+        assert_queue_in_sync()
+
+    def test_a_decided_case_reopened_by_new_information_returns_to_the_claim_queue(
+        self, moderator: Any, lead: Any
+    ) -> None:
+        _open_case(Priority.P3, timedelta(hours=1))
+        case = case_claim_next(user=moderator)
+        decision_record(
+            case=case,
+            moderator=moderator,
+            outcome="remove",
+            categories=[HarmCategory.objects.first()],
+            rationale="synthetic",
+        )
+        assert not QueueEntry.objects.filter(case=case).exists()
+        case_mark_immediate_risk(case=case, actor=lead, reason="new report")
+        entry = QueueEntry.objects.get(case=case)
+        assert (entry.priority, entry.holder_id) == (Priority.P0, None)
+        assert_queue_in_sync()
+
+
+@pytest.mark.django_db
+class ClaimStatementTests:
+    def test_a_claim_is_one_round_trip_with_its_audit_event(self, moderator: Any) -> None:
+        _open_case(Priority.P2, timedelta(hours=1))
+        moderator.has_perm("moderation.view_all_cases")  # warm the permission cache
+        with CaptureQueriesContext(connection) as ctx:
+            case = case_claim_next(user=moderator)
+        assert case is not None and len(ctx.captured_queries) == 1
+        event = AuditEvent.objects.get(verb="case.claimed", object_id=str(case.pk))
+        assert (event.actor_id, event.object_type) == (moderator.pk, "moderation.case")
+        assert event.data == {"lease_expires_at": case.lease_expires_at.isoformat()}
+
+    def test_the_claimed_case_is_built_exactly_as_the_orm_would_load_it(
+        self, moderator: Any
+    ) -> None:
+        case = _open_case(Priority.P2, timedelta(hours=1))
+        Case.objects.filter(pk=case.pk).update(priority_reasons=[{"reason": "synthetic"}])
+        claimed = case_claim_next(user=moderator)
+        loaded = Case.objects.get(pk=case.pk)
+        fields = [f.attname for f in Case._meta.concrete_fields]
+        assert {f: getattr(claimed, f) for f in fields} == {f: getattr(loaded, f) for f in fields}
+        assert claimed.priority_reasons == [{"reason": "synthetic"}]
+        assert claimed._state.adding is False and claimed.is_held_by(moderator)
+
+    def test_asking_again_while_holding_returns_the_same_case_without_a_second_event(
+        self, moderator: Any
+    ) -> None:
+        _open_case(Priority.P2, timedelta(hours=1))
+        _open_case(Priority.P2, timedelta(hours=2))
+        first = case_claim_next(user=moderator)
+        again = case_claim_next(user=moderator)
+        assert again is not None and first is not None and again.pk == first.pk
+        assert AuditEvent.objects.filter(verb="case.claimed").count() == 1
+
+    def test_the_claim_updates_the_case_row_in_place_a_hot_update(self, moderator: Any) -> None:
+        # No index of the case table covers a column a claim changes, so PostgreSQL can write
+        # the new row version on the same page without touching any index (migration 0006).
+        _open_case(Priority.P2, timedelta(hours=1))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_hot_updated('moderation_case'::regclass), "
+                "pg_stat_get_xact_tuples_updated('moderation_case'::regclass)"
+            )
+            hot_before, upd_before = cursor.fetchone()
+            assert case_claim_next(user=moderator) is not None
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_hot_updated('moderation_case'::regclass), "
+                "pg_stat_get_xact_tuples_updated('moderation_case'::regclass)"
+            )
+            hot_after, upd_after = cursor.fetchone()
+        assert (upd_after - upd_before, hot_after - hot_before) == (1, 1)
+
+    def test_moderators_claim_through_the_unrestricted_claim_index_and_leads_the_full_one(
+        self, moderator: Any, lead: Any
+    ) -> None:
+        _open_case(Priority.P2, timedelta(hours=1))
+        _open_case(Priority.P2, timedelta(hours=2), subject="restricted-one")
+        Case.objects.filter(subject_key__endswith="restricted-one").update(restricted=True)
+
+        def scans() -> dict[str, int]:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT indexrelname, pg_stat_get_xact_numscans(indexrelid) "
+                    "FROM pg_stat_user_indexes WHERE relname = 'moderation_queueentry'"
+                )
+                return dict(cursor.fetchall())
+
+        before = scans()
+        assert case_claim_next(user=moderator) is not None
+        after_mod = scans()
+        assert case_claim_next(user=lead) is not None
+        after_lead = scans()
+        # (The planner may probe an index too, so "at least once" for the index in use.)
+        assert after_mod["queue_claim_idx"] > before["queue_claim_idx"]
+        assert after_mod["queue_claim_all_idx"] == before["queue_claim_all_idx"]
+        assert after_mod["queue_holder_idx"] > before["queue_holder_idx"]
+        assert after_lead["queue_claim_all_idx"] > after_mod["queue_claim_all_idx"]
+        assert after_lead["queue_claim_idx"] == after_mod["queue_claim_idx"]
+
+    def test_the_claim_function_locks_with_skip_locked(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'moderation_claim_next'")
+            (source,) = cursor.fetchone()
+        assert source.count("FOR UPDATE OF c SKIP LOCKED") == 2
+        assert "INSERT INTO core_auditevent" in source
+
+    def test_mine_reads_the_holder_index(self, moderator: Any) -> None:
+        _open_case(Priority.P2, timedelta(hours=1))
+        _open_case(Priority.P1, timedelta(hours=1))
+        case = case_claim_next(user=moderator)
+        assert [c.pk for c in cases_held_by(moderator)] == [case.pk]
+        assert [c.pk for c in queue_page(user=moderator, mine=True)] == [case.pk]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class ClaimLockingTests:
+    def test_a_claim_skips_a_case_another_transaction_holds_instead_of_waiting(
+        self, moderator: Any
+    ) -> None:
+        first = _open_case(Priority.P1, timedelta(hours=1))
+        second = _open_case(Priority.P2, timedelta(hours=1))
+        db = settings.DATABASES["default"]
+        other = psycopg2.connect(
+            dbname=connection.settings_dict["NAME"],
+            user=db["USER"],
+            host=db["HOST"],
+            port=db["PORT"],
+            password=db["PASSWORD"],
+        )
+        try:
+            with other.cursor() as cur:  # e.g. a lead reassigning, or intake raising priority
+                cur.execute("SELECT id FROM moderation_case WHERE id = %s FOR UPDATE", [first.pk])
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")  # a wait would fail, not hang
+            claimed = case_claim_next(user=moderator)
+            assert claimed is not None and claimed.pk == second.pk
+        finally:
+            other.rollback()
+            other.close()
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+
+    def test_claims_racing_a_lead_who_reassigns_never_deadlock(
+        self, moderator: Any, lead: Any
+    ) -> None:
+        cases = [_open_case(Priority.P2, timedelta(minutes=i)) for i in range(30)]
+        errors: list[BaseException] = []
+
+        def lead_reassigns() -> None:
+            try:
+                for case in cases:
+                    with contextlib.suppress(CaseNotHeld):  # the moderator decided it first
+                        case_reassign(case=case, to_user=lead, actor=lead)
+            except BaseException as exc:  # noqa: BLE001 - surfaced below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=lead_reassigns)
+        thread.start()
+        for _ in cases:
+            case = case_claim_next(user=moderator)
+            if case is None:
+                break
+            Case.objects.filter(pk=case.pk).update(status="decided", claimed_by=None)
+        thread.join(timeout=60)
+        assert not errors, errors
+        assert_queue_in_sync()
+
+    def test_queue_vacuum_runs_outside_a_transaction_and_is_on_beat(self) -> None:
+        assert queue_vacuum() is True
+        schedule = {v["task"]: v["schedule"] for v in settings.CELERY_BEAT_SCHEDULE.values()}
+        assert schedule["moderation.vacuum_queue"] <= timedelta(seconds=10)
