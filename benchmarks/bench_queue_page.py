@@ -10,7 +10,7 @@ holds >= N open cases, else loaded), as a moderator (force_login on django.test.
 2. the query count at page sizes 10, 50 and 200 (moderation.selectors.queue_page's default
    page size and the view's QUEUE_PAGE_SIZE patched), which must not depend on the page size;
 3. the slowest queries of each page, with EXPLAIN (ANALYZE, BUFFERS) of the slowest ones, and
-   the same plans for candidate fixes (bench database only; the app code is not changed).
+   (The fixes this bench found are in the app: see QUEUE.md.)
 
 Usage (from the repository root):
     python benchmarks/bench_queue_page.py --short        # 20k cases, 20 requests each
@@ -51,7 +51,7 @@ def prepare(n: int) -> None:
     if n_open >= 0.99 * n and n_review <= 0.01 * n:
         print(f"reusing {bc.DB_NAME}: {n_open:,} open, {n_review:,} in review", flush=True)
     else:
-        bc.load_cases(n)
+        bc.load_cases(n, baseline=False)
         # Realistic shape: 300 moderators each hold one case.
         with conn.cursor() as cur:
             cur.execute(
@@ -141,15 +141,6 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--explain", type=int, default=3, help="EXPLAIN the N slowest queries")
-    ap.add_argument("--candidates", action="store_true", help="EXPLAIN candidate fixes too")
-    ap.add_argument(
-        "--only-proposed", action="store_true", help="skip the as-is measurement (slow at 1 M)"
-    )
-    ap.add_argument(
-        "--proposed",
-        action="store_true",
-        help="measure again with the fixes proposed in QUEUE.md patched in-process",
-    )
     args = ap.parse_args()
     if args.short:
         args.cases, args.requests = 20_000, 20
@@ -198,18 +189,7 @@ def main() -> int:
         f"filtered (?priority=2&category={cat})": f"/queue/?priority=2&category={cat}",
     }
 
-    failed = False
-    if not args.only_proposed:
-        failed = measure(client, pages, deep, args, "as is")
-    if args.proposed or args.only_proposed:
-        undo = apply_proposed()
-        try:
-            failed_p = measure(client, pages, deep, args, "with the proposed fixes (in-process)")
-        finally:
-            undo()
-        print(f"proposed fixes: {'FAIL' if failed_p else 'OK'}")
-    if args.candidates:
-        candidates(p, due, pk)
+    failed = measure(client, pages, deep, args, "the app as it is")
 
     print("FAIL" if failed else "OK")
     return 1 if failed else 0
@@ -259,131 +239,6 @@ def measure(client: Any, pages: dict[str, str], deep: str, args: Any, label: str
                 print(_explain(sql))
 
     return not independent or (not args.short and any(p95 > 100 for _, p95 in results.values()))
-
-
-def candidates(p: int, due: Any, pk: int) -> None:
-    """Plans for the fixes recommended in QUEUE.md (bench database only)."""
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute(
-            "CREATE INDEX IF NOT EXISTS bench_case_queue_active_idx ON moderation_case "
-            "(priority, sla_due_at, id) WHERE status IN ('open', 'in_review')"
-        )
-        cur.execute("ANALYZE moderation_case")
-    sel = (
-        "SELECT moderation_case.id FROM moderation_case WHERE status IN ('open', 'in_review') "
-        "AND (restricted = false OR claimed_by_id = 1) "
-    )
-    order = " ORDER BY priority, sla_due_at, id LIMIT 50"
-    due_s = due.isoformat()
-    for label, sql in (
-        ("first page, active-status partial index", sel + order),
-        (
-            "deep page, OR keyset (as now) + active index",
-            sel + f"AND (priority > {p} OR (priority = {p} AND sla_due_at > '{due_s}') "
-            f"OR (priority = {p} AND sla_due_at = '{due_s}' AND id > {pk}))" + order,
-        ),
-        (
-            "deep page, row-value keyset + active index",
-            sel + f"AND (priority, sla_due_at, id) > ({p}, '{due_s}', {pk})" + order,
-        ),
-    ):
-        print(f"\n  candidate: {label}\n{_explain(sql)}")
-    with connection.cursor() as cur:
-        cur.execute("DROP INDEX IF EXISTS bench_case_queue_active_idx")
-
-
-def apply_proposed() -> Any:
-    """Patch in-process (never on disk) the fixes QUEUE.md proposes, and create the index in
-    the bench database: an active-status partial index; grants read from guardian's tables
-    instead of guardian's Case subquery (which scans every case); a row-value keyset; one
-    prefetch for the principle numbers; the per-priority counts cached for 5 seconds."""
-    from django.contrib.contenttypes.models import ContentType
-    from django.core.cache import cache
-    from django.db import connection
-    from django.db.models import F, Q
-    from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
-    from guardian.models import GroupObjectPermission, UserObjectPermission
-
-    from moderation import selectors, views
-    from moderation.models import Case
-
-    with connection.cursor() as cur:
-        cur.execute(
-            "CREATE INDEX IF NOT EXISTS case_queue_active_idx ON moderation_case "
-            "(priority, sla_due_at, id) WHERE status IN ('open', 'in_review')"
-        )
-        cur.execute("ANALYZE moderation_case")
-    orig = (selectors.queue_page, views.queue_page, views.queue_counts)
-    orig_counts = selectors.queue_counts
-
-    def case_visible_to(user: Any) -> Any:
-        if not user.is_authenticated or not user.has_perm("moderation.view_case"):
-            return Case.objects.none()
-        if user.has_perm("moderation.view_all_cases"):
-            return Case.objects.all()
-        perm = {
-            "permission__codename": "work_restricted_case",
-            "content_type": ContentType.objects.get_for_model(Case),
-        }
-        granted = {
-            int(pk)
-            for pk in UserObjectPermission.objects.filter(user=user, **perm)
-            .values_list("object_pk", flat=True)
-            .union(
-                GroupObjectPermission.objects.filter(group__user=user, **perm).values_list(
-                    "object_pk", flat=True
-                )
-            )
-        }
-        return Case.objects.filter(Q(restricted=False) | Q(pk__in=granted) | Q(claimed_by=user))
-
-    def queue_page(
-        *,
-        user: Any,
-        status: str = "active",
-        priority: int | None = None,
-        category: str | None = None,
-        source: str | None = None,
-        mine: bool = False,
-        after: tuple[int, str, int] | None = None,
-        page_size: int = selectors.QUEUE_PAGE_SIZE,
-    ) -> list[Case]:
-        qs = (
-            case_visible_to(user)
-            .select_related("category", "claimed_by")
-            .prefetch_related("category__principles")
-        )
-        if status == "active":
-            qs = qs.filter(status__in=selectors.ACTIVE)
-        elif status in Case.Status.values:
-            qs = qs.filter(status=status)
-        if priority is not None:
-            qs = qs.filter(priority=priority)
-        if category:
-            qs = qs.filter(category__code=category)
-        if source:
-            qs = qs.filter(source=source)
-        if mine:
-            qs = qs.filter(claimed_by=user)
-        if after is not None:
-            qs = qs.filter(TupleGreaterThan(Tuple(F("priority"), F("sla_due_at"), F("id")), after))
-        return list(qs.order_by("priority", "sla_due_at", "id")[:page_size])
-
-    def queue_counts() -> Any:
-        return cache.get_or_set("moderation:queue_counts", orig_counts, 5)
-
-    selectors.queue_page = queue_page
-    views.queue_page = queue_page
-    views.queue_counts = queue_counts
-
-    def undo() -> None:
-        selectors.queue_page, views.queue_page, views.queue_counts = orig
-        with connection.cursor() as cur:
-            cur.execute("DROP INDEX IF EXISTS case_queue_active_idx")
-
-    return undo
 
 
 if __name__ == "__main__":
