@@ -246,7 +246,7 @@ CELERY_BEAT_SCHEDULE = {
     # Keeps the head of the claim index free of dead entries (moderation.queue.queue_vacuum).
     "vacuum-queue": {
         "task": "moderation.vacuum_queue",
-        "schedule": timedelta(seconds=5),
+        "schedule": timedelta(seconds=10),
     },
     "retention-purge": {
         "task": "moderation.retention_purge",

@@ -131,7 +131,7 @@ class QueueEntry(models.Model):
     Claiming from the wide case table cost a non-HOT update through all of its indexes and a
     scan past every dead and restricted entry at the head of its queue index; throughput fell
     by half within a minute. Claims now pick from this table (a few small indexes, vacuumed
-    every few seconds by beat) and update the case row in place (HOT). Rows are written only by
+    every 10 s by beat) and update the case row in place (HOT). Rows are written only by
     the trigger `moderation_case_queue_sync` (migration 0006), from the case row's status,
     priority, SLA, restriction, holder and lease, so every code path that changes a case keeps
     the index right without knowing it exists. On SQLite (the embedded demo) there is no

@@ -18,8 +18,9 @@ from .models import Case, QueueEntry
 # PostgreSQL: the claim is the server-side function moderation_claim_next (migration 0006):
 # held-case check, FOR UPDATE SKIP LOCKED on the head of the claim queue, a HOT update of the
 # case row with a lease, and the audit event, in one call and one transaction, with plans the
-# server prepares once per connection.
-_CLAIM_SQL = "SELECT * FROM moderation_claim_next(%s, %s, %s, %s, %s, %s, %s::jsonb)"
+# server prepares once per connection; a claim that is its own transaction commits without
+# waiting for the WAL flush (a lease is soft state: see the migration for why that is safe).
+_CLAIM_SQL = "SELECT * FROM moderation_claim_next(%s, %s, %s, %s, %s, %s, %s::jsonb, %s)"
 
 
 class CaseNotHeld(Exception):
@@ -38,7 +39,19 @@ def claim_statement(*, user: Any, actor: Actor | None = None) -> tuple[str, list
     actor_id, actor_label = audit_actor_fields(actor)
     data = json.dumps({"lease_expires_at": lease.isoformat()})
     restricted_ok = user.has_perm("moderation.view_all_cases")
-    return _CLAIM_SQL, [user.pk, restricted_ok, now, lease, actor_id, actor_label[:150], data]
+    # Asynchronous commit only when the claim is its own transaction: inside a caller's
+    # transaction it would also apply to that caller's other writes (see migration 0006).
+    async_commit = not connection.in_atomic_block
+    return _CLAIM_SQL, [
+        user.pk,
+        restricted_ok,
+        now,
+        lease,
+        actor_id,
+        actor_label[:150],
+        data,
+        async_commit,
+    ]
 
 
 def case_claim_next(*, user: Any, actor: Actor | None = None) -> Case | None:
@@ -228,12 +241,13 @@ def case_expire_leases(*, now: Any = None) -> int:
 
 
 def queue_vacuum() -> bool:
-    """VACUUM the claim queue (beat, every few seconds; PostgreSQL only).
+    """VACUUM the claim queue (beat, every 10 s; PostgreSQL only).
 
     Every claim leaves a dead entry at the head of the claim index, and every claim scans from
     the head: without this, claim throughput halves within a minute (benchmarks/QUEUE.md).
-    The table is narrow, so a vacuum of a million open cases takes a fraction of a second;
-    autovacuum, whose naptime is server-wide, is only the backstop. Must run outside a
+    The table is narrow, so a vacuum of a million open cases takes about a second; every 10 s
+    beat 5 s at 3,000 claims/s (benchmarks/QUEUE.md). Autovacuum, whose naptime is
+    server-wide, is only the backstop. Must run outside a
     transaction. Returns whether it ran.
     """
     if connection.vendor != "postgresql":

@@ -55,7 +55,7 @@ def expire_leases() -> int:
     return case_expire_leases()
 
 
-@shared_task(name="moderation.vacuum_queue", ignore_result=True, expires=5)
+@shared_task(name="moderation.vacuum_queue", ignore_result=True, expires=10)
 def vacuum_queue() -> bool:
     from .queue import queue_vacuum
 

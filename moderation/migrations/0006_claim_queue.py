@@ -118,7 +118,7 @@ FROM moderation_case WHERE status IN ('open', 'in_review');
 -- (applies to pages written from now on; VACUUM FULL rewrites older ones).
 ALTER TABLE moderation_case SET (fillfactor = 80);
 -- Claims leave dead entries at the head of the claim indexes; beat vacuums this small table
--- every few seconds (moderation.vacuum_queue) and autovacuum is the backstop.
+-- every 10 s (moderation.vacuum_queue) and autovacuum is the backstop.
 ALTER TABLE moderation_queueentry SET (autovacuum_vacuum_scale_factor = 0,
     autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_cost_delay = 0,
     autovacuum_vacuum_insert_scale_factor = 0, autovacuum_analyze_scale_factor = 0.05);
@@ -137,9 +137,15 @@ CLAIM_FUNCTION_SQL = """
 -- 3. The case goes to in_review with a lease. No index covers a column this changes, so on a
 --    page with room it is a HOT update; the trigger then marks the queue entry held.
 -- 4. The case.claimed audit event, in the same transaction (sealed into the chain later).
+-- 5. p_async_commit (only when the claim is its own transaction): the commit does not wait
+--    for the WAL flush. A claim is a lease, soft state that expires by itself: a server crash
+--    can lose the claims of the last fraction of a second, each together with its audit event
+--    (one transaction, never torn), so the case is simply open again and its would-be holder
+--    gets "you no longer hold this case". The next synchronous commit of any transaction
+--    (a reveal, a decision) flushes the WAL up to it. Everything else commits synchronously.
 CREATE OR REPLACE FUNCTION moderation_claim_next(
     p_user integer, p_restricted_ok boolean, p_now timestamptz, p_lease timestamptz,
-    p_actor_id integer, p_actor_label text, p_data jsonb
+    p_actor_id integer, p_actor_label text, p_data jsonb, p_async_commit boolean
 ) RETURNS SETOF moderation_case
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -169,6 +175,9 @@ BEGIN
     IF v_id IS NULL THEN
         RETURN;
     END IF;
+    IF p_async_commit THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
     UPDATE moderation_case
     SET status = 'in_review', claimed_by_id = p_user, claimed_at = p_now,
         lease_expires_at = p_lease, updated_at = p_now
@@ -186,7 +195,7 @@ QUEUE_SYNC_REVERSE_SQL = """
 DROP TRIGGER IF EXISTS moderation_case_queue_sync ON moderation_case;
 DROP FUNCTION IF EXISTS moderation_case_queue_sync();
 DROP FUNCTION IF EXISTS moderation_claim_next(integer, boolean, timestamptz, timestamptz,
-    integer, text, jsonb);
+    integer, text, jsonb, boolean);
 ALTER TABLE moderation_case RESET (fillfactor);
 """
 

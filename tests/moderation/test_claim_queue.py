@@ -271,6 +271,34 @@ class ClaimLockingTests:
         assert not errors, errors
         assert_queue_in_sync()
 
+    def test_only_a_claim_that_is_its_own_transaction_commits_asynchronously(
+        self, moderator: Any
+    ) -> None:
+        from django.db import transaction
+
+        from moderation.queue import claim_statement
+
+        _open_case(Priority.P2, timedelta(hours=1))
+        _open_case(Priority.P2, timedelta(hours=2))
+        assert claim_statement(user=moderator)[1][-1] is True  # autocommit: its own transaction
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Inside a caller's transaction: the caller's other writes stay synchronous.
+            sql, params = claim_statement(user=moderator)
+            assert params[-1] is False
+            cursor.execute(sql, params)
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+            transaction.set_rollback(True)
+        with transaction.atomic(), connection.cursor() as cursor:
+            # The flag, when set, reaches only the claim's own transaction.
+            sql, params = claim_statement(user=moderator)
+            cursor.execute(sql, [*params[:-1], True])
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "off"
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+
     def test_queue_vacuum_runs_outside_a_transaction_and_is_on_beat(self) -> None:
         assert queue_vacuum() is True
         schedule = {v["task"]: v["schedule"] for v in settings.CELERY_BEAT_SCHEDULE.values()}
