@@ -272,7 +272,7 @@ def known_material_cases() -> Any:
         media__matches__hash_list__verified=True
     )
     return (
-        Case.objects.filter(status=Case.Status.OPEN, immediate_risk=False)
+        Case.objects.filter(active=True, status=Case.Status.OPEN, immediate_risk=False)
         .annotate(n_items=Count("items"))
         .filter(n_items__gt=0)
         .exclude(Exists(unverified))

@@ -131,8 +131,9 @@ CLAIM_FUNCTION_SQL = """
 -- 2. The head of the claim index (unheld; unrestricted unless the caller may work restricted
 --    cases) is taken by locking the CASE row FOR UPDATE SKIP LOCKED: concurrent claimers skip
 --    a row another transaction holds instead of queueing behind it, so nobody waits and no case
---    is taken twice; `c.status = 'open'` is re-checked on a row that changed since the
---    snapshot. Locking the case row, not the queue row, keeps one lock order everywhere (case,
+--    is taken twice; `c.status = 'open'` (and, for moderators, `c.restricted = false`) is
+--    re-checked on a case row that changed since the snapshot: the queue row's copy may be
+--    a moment old. Locking the case row, not the queue row, keeps one lock order everywhere (case,
 --    then its queue entry via the trigger): a claim can't deadlock with a lead's reassign.
 -- 3. The case goes to in_review with a lease. No index covers a column this changes, so on a
 --    page with room it is a HOT update; the trigger then marks the queue entry held.
@@ -169,6 +170,7 @@ BEGIN
         SELECT c.id INTO v_id FROM moderation_queueentry AS q
         JOIN moderation_case AS c ON c.id = q.case_id
         WHERE q.holder_id IS NULL AND q.restricted = false AND c.status = 'open'
+          AND c.restricted = false
         ORDER BY q.priority, q.sla_due_at, q.case_id
         LIMIT 1 FOR UPDATE OF c SKIP LOCKED;
     END IF;

@@ -201,6 +201,17 @@ class ClaimStatementTests:
         assert after_lead["queue_claim_all_idx"] > after_mod["queue_claim_all_idx"]
         assert after_lead["queue_claim_idx"] == after_mod["queue_claim_idx"]
 
+    def test_a_moderator_never_claims_a_case_restricted_since_the_queue_row_was_written(
+        self, moderator: Any
+    ) -> None:
+        # The queue row is a copy; a restriction committed between a claimer's snapshot and its
+        # lock is caught by re-checking the case row itself. Simulated by a stale queue row.
+        case = _open_case(Priority.P1, timedelta(hours=1))
+        Case.objects.filter(pk=case.pk).update(restricted=True)
+        QueueEntry.objects.filter(case=case).update(restricted=False)  # the stale copy
+        assert QueueEntry.objects.get(case=case).restricted is False
+        assert case_claim_next(user=moderator) is None
+
     def test_the_claim_function_locks_with_skip_locked(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'moderation_claim_next'")
