@@ -103,13 +103,7 @@ def setup_django(create: bool = True) -> None:
         with conn.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{DB_NAME}"')
         conn.close()
-    os.environ["DATABASE_URL"] = f"{PG_URL}/{DB_NAME}"
-    os.environ["DEBUG"] = "false"
-    os.environ["SECRET_KEY"] = "bench"  # noqa: S105 - throwaway database
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    _django_only()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -382,17 +376,7 @@ def _worker(
 def _django_only() -> None:
     os.environ["DATABASE_URL"] = f"{PG_URL}/{DB_NAME}"
     os.environ["DEBUG"] = "false"
-    os.environ["SECRET_KEY"] = "bench"  # noqa: S105
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-
-
-def _django_only() -> None:
-    os.environ["DATABASE_URL"] = f"{PG_URL}/{DB_NAME}"
-    os.environ["DEBUG"] = "false"
-    os.environ["SECRET_KEY"] = "bench"  # noqa: S105
+    os.environ["SECRET_KEY"] = "bench"  # noqa: S105 - throwaway database
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 

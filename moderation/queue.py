@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.audit import WORKER, Actor, audit_actor_fields, audit_record
 
 from .models import Case, QueueEntry
+from .selectors import cases_held_by
 
 # PostgreSQL: the claim is the server-side function moderation_claim_next (migration 0006):
 # held-case check, FOR UPDATE SKIP LOCKED on the head of the claim queue, a HOT update of the
@@ -102,11 +103,7 @@ def _claim_next_portable(*, user: Any, actor: Actor | None) -> Case | None:
     actor = actor if actor is not None else user
     now = timezone.now()
     lease = now + timedelta(seconds=_lease_seconds())
-    held = (
-        Case.objects.filter(claimed_by=user, status=Case.Status.IN_REVIEW, lease_expires_at__gt=now)
-        .order_by("claimed_at")
-        .first()
-    )
+    held = cases_held_by(user).filter(lease_expires_at__gt=now).order_by("claimed_at").first()
     if held is not None:
         return held
     restricted_ok = user.has_perm("moderation.view_all_cases")
@@ -246,9 +243,8 @@ def queue_vacuum() -> bool:
     Every claim leaves a dead entry at the head of the claim index, and every claim scans from
     the head: without this, claim throughput halves within a minute (benchmarks/QUEUE.md).
     The table is narrow, so a vacuum of a million open cases takes about a second; every 10 s
-    beat 5 s at 3,000 claims/s (benchmarks/QUEUE.md). Autovacuum, whose naptime is
-    server-wide, is only the backstop. Must run outside a
-    transaction. Returns whether it ran.
+    beat every 5 s at 3,000 claims/s. Autovacuum, whose naptime is server-wide, is only the
+    backstop. Must run outside a transaction. Returns whether it ran.
     """
     if connection.vendor != "postgresql":
         return False

@@ -10,8 +10,6 @@ from django.utils import timezone
 
 from .models import Case, QueueEntry
 
-ACTIVE = (Case.Status.OPEN, Case.Status.IN_REVIEW)
-
 
 def _granted_case_ids(user: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
     """Ids of restricted cases granted to the user (directly or through a group).
