@@ -121,6 +121,31 @@ class QueueEntrySyncTests:
         assert (entry.priority, entry.holder_id) == (Priority.P0, None)
         assert_queue_in_sync()
 
+    def test_a_claim_updates_its_queue_entry_in_place_and_a_save_that_changes_nothing_writes_none(
+        self, moderator: Any
+    ) -> None:
+        """Migration 0007: the trigger updates first, inserting only when the entry is missing;
+        a save() that changes none of the queue's fields leaves the entry alone."""
+        case = _open_case(Priority.P2, timedelta(hours=1))
+
+        def queue_writes() -> tuple[int, int]:
+            with connection.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_stat_get_xact_tuples_inserted(oid), "
+                    "pg_stat_get_xact_tuples_updated(oid) FROM pg_class "
+                    "WHERE relname = 'moderation_queueentry'"
+                )
+                return cur.fetchone()
+
+        before = queue_writes()
+        claimed = case_claim_next(user=moderator)
+        assert claimed is not None and claimed.pk == case.pk
+        after_claim = queue_writes()
+        assert (after_claim[0] - before[0], after_claim[1] - before[1]) == (0, 1)
+        claimed.save()  # every column, none of them changed
+        assert queue_writes() == after_claim
+        assert_queue_in_sync()
+
 
 @pytest.mark.django_db
 class ClaimStatementTests:
