@@ -6,6 +6,9 @@ Variants, each measured in the same run, on a freshly loaded table:
             select_for_update(skip_locked=True)...first() then .update(), on the schema it
             would have on its own: a partial index on status = 'open' (what this repository had
             before migration 0006, with claimed_by indexed) and no queue trigger
+  orm-conns the same idiom on the claimer harness of session 2 (a thread and a connection per
+            claimer, --db-slots claims in flight): it does better there than behind --pool
+            workers on some runs, so targets are judged against the faster of orm and orm-conns
   orm+audit the same, plus the held-case check and audit_record (like for like with `service`)
   stmt      the app's claim call (moderation.queue.claim_statement(): one call of the
             server-side function moderation_claim_next -- held-case check, claim, lease and
@@ -19,11 +22,17 @@ moderation.queue.queue_vacuum() every --vacuum-every seconds, as beat does in pr
 (moderation.vacuum_queue, every 10 s). --seal also runs core.audit.audit_seal() every 5 s, as
 beat does, and reports whether it kept up.
 
-Claimers: P processes x T threads (default 4 x 16 = 64), one connection each, each claimer is
-its own moderator account. The lease is set to 0 s in the bench processes so the held-case
-check (still executed) never returns the case the claimer took a moment ago: every call is a new
-claim. --db-slots N bounds the claims in flight (a semaphore shared by all claimers, like a
-connection pool of N): latency is then reported with and without the wait for a slot.
+Claimers: 64, each its own moderator account, each asking again as soon as its claim returns
+(a closed loop). The lease is set to 0 s in the bench processes so the held-case check (still
+executed) never returns the case the claimer took a moment ago: every call is a new claim.
+How they reach the database:
+  --pool N  (the reported runs use 3, docker-compose's gunicorn --workers 3) N app workers, each
+            a process with one connection serving its claimers one at a time in arrival order,
+            as a sync gunicorn worker does; latency is reported end to end (the wait for a
+            worker plus the claim) and for the claim call alone
+  default   P processes x T threads (--procs, default 4 x 16), a connection per claimer;
+            --db-slots N bounds the claims in flight (a semaphore, like a pool of N)
+Data: RANDOM_SLA by default (session 2's data), --arrival for SLA that follows arrival.
 
 Measured: claims/s per 10-second window, p50/p99/max latency, decay (first vs last 60 s for runs
 of 2 minutes or more, else first vs last window), and correctness: every claimed id is returned
@@ -34,7 +43,8 @@ variants. --short also verifies the audit chain after sealing.
 Usage (from the repository root):
     python benchmarks/bench_claim.py --short        # 60k cases, 8 claimers, 10 s per variant
     python benchmarks/bench_claim.py                # 1 M cases, 64 claimers, 60 s per variant
-    python benchmarks/bench_claim.py --sustained service --seconds 600   # the 10-minute run
+    python benchmarks/bench_claim.py --pool 3 --db-slots 8 \
+        --variants orm,orm-conns,orm+audit,stmt,service --sustained service   # + 10 minutes
 Exit status 1 on any correctness problem; outside --short also when the sustained variant
 misses a target.
 """
@@ -138,6 +148,23 @@ def ensure_users(n: int = 64) -> list[int]:
     return list(mods.values_list("id", flat=True)[:n])  # one moderator per claimer
 
 
+# The default (RANDOM_SLA, as in session 2): arrival time and SLA drawn independently of the id,
+# so every claim reads a random page of the case table, the worst case for the buffer cache.
+# --arrival: a backlog as intake builds it: ids in arrival order over three days and
+# sla_due_at = created_at + the SLA of the priority (principles.models.DEFAULT_SLA), so within a
+# priority the claim order follows the heap.
+ARRIVAL = {
+    "created_at": "now() - interval '3 days' * (1 - g::float8 / %(n)s)",
+    "sla_due_at": "now() - interval '3 days' * (1 - g::float8 / %(n)s) "
+    "+ (ARRAY[15, 60, 240, 1440, 4320])[p.prio + 1] * interval '1 minute'",
+}
+RANDOM_SLA = {
+    "created_at": "now() - ((hashint4(g * 19) & 2147483647) %% 259200) * interval '1 s'",
+    "sla_due_at": "now() - interval '2 days' "
+    "+ ((hashint4(g * 17) & 2147483647) %% 345600) * interval '1 s'",
+}
+DATA = {"sla": RANDOM_SLA}
+
 LOAD_SQL = """
 INSERT INTO moderation_case (subject_key, source, status, priority, category_id, immediate_risk,
     restricted, claimed_by_id, claimed_at, lease_expires_at, sla_due_at, priority_reasons,
@@ -150,9 +177,9 @@ SELECT 'bench:account:' || g,
        false,
        (hashint4(g * 13) & 2147483647) %% 100 = 0,
        NULL, NULL, NULL,
-       now() - interval '2 days' + ((hashint4(g * 17) & 2147483647) %% 345600) * interval '1 s',
+       {sla_due_at},
        '[]'::jsonb,
-       now() - ((hashint4(g * 19) & 2147483647) %% 259200) * interval '1 s',
+       {created_at},
        now(),
        NULL
 FROM generate_series(1, %(n)s) AS g,
@@ -165,8 +192,8 @@ LATERAL (SELECT CASE WHEN r < 1 THEN 0 WHEN r < 10 THEN 1 WHEN r < 35 THEN 2
 def load_cases(n: int, *, baseline: bool, quiet: bool = False) -> float:
     """Empty the queue (and the audit log) and load n open cases; returns seconds taken.
 
-    1 % restricted, priorities P0 1 %, P1 9 %, P2 25 %, P3 30 %, P4 35 %, SLA due between two
-    days ago and two days ahead, a category from the registry, subject_key unique.
+    1 % restricted, priorities P0 1 %, P1 9 %, P2 25 %, P3 30 %, P4 35 %, arrival and SLA as
+    ARRIVAL (or RANDOM_SLA) says, a category from the registry, subject_key unique.
     The trigger is off during the bulk load (one INSERT ... SELECT fills the claim queue after),
     and stays off for the baseline, which gets its own partial index instead.
     """
@@ -181,7 +208,7 @@ def load_cases(n: int, *, baseline: bool, quiet: bool = False) -> float:
         )
         cur.execute(DROP_BASELINE_INDEXES)
         cur.execute("ALTER TABLE moderation_case DISABLE TRIGGER moderation_case_queue_sync")
-        cur.execute(LOAD_SQL, {"cats": cats, "ncats": len(cats), "n": n})
+        cur.execute(LOAD_SQL.format(**DATA["sla"]), {"cats": cats, "ncats": len(cats), "n": n})
         if baseline:
             for sql in BASELINE_INDEXES:
                 cur.execute(sql)
@@ -687,6 +714,11 @@ def main() -> int:
         default=0,
         help="N app workers (processes) of one connection each, the claimers split among them",
     )
+    ap.add_argument(
+        "--arrival",
+        action="store_true",
+        help="SLA follows arrival, as intake sets it (see ARRIVAL; default RANDOM_SLA)",
+    )
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--drop", action="store_true", help="drop the bench database at the end")
     args = ap.parse_args()
@@ -694,6 +726,8 @@ def main() -> int:
         args.cases, args.claimers, args.seconds, args.procs = 60_000, 8, 10.0, 2
         args.seal = True
 
+    if args.arrival:
+        DATA["sla"] = ARRIVAL
     setup_django()
     user_ids = ensure_users(max(args.claimers, 8))
     conn = admin_connect(DB_NAME)
@@ -721,8 +755,8 @@ def main() -> int:
     results = []
     try:
         for variant, secs in plan:
-            # enough cases that the queue never drains (≈ 4,000 claims/s at most here)
-            cases = args.cases if args.short else max(args.cases, int(secs * 4000))
+            # enough cases that the queue never drains (≈ 5,000 claims/s at most here)
+            cases = args.cases if args.short else max(args.cases, int(secs * 5500))
             r = run_variant(
                 variant,
                 cases=cases,
