@@ -242,12 +242,20 @@ def queue_vacuum() -> bool:
 
     Every claim leaves a dead entry at the head of the claim index, and every claim scans from
     the head: without this, claim throughput halves within a minute (benchmarks/QUEUE.md).
-    The table is narrow, so a vacuum of a million open cases takes about a second; every 10 s
-    beat every 5 s at 3,000 claims/s. Autovacuum, whose naptime is server-wide, is only the
-    backstop. Must run outside a transaction. Returns whether it ran.
+    The table is narrow, so a vacuum of a million open cases takes about half a second.
+    Autovacuum, whose naptime is server-wide, is only the backstop. PARALLEL 0: a manual VACUUM
+    would otherwise start a worker per index and take every core for that half second, and
+    the claims behind it would wait (the open-loop tail in benchmarks/QUEUE.md). Must run
+    outside a transaction. Returns whether it ran.
     """
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM (SKIP_LOCKED) moderation_queueentry")
+        cursor.execute("SET vacuum_cost_delay = '1ms'")
+        cursor.execute("SET vacuum_cost_limit = 1000")
+        try:
+            cursor.execute("VACUUM (SKIP_LOCKED, PARALLEL 0) moderation_queueentry")
+        finally:
+            cursor.execute("RESET vacuum_cost_delay")
+            cursor.execute("RESET vacuum_cost_limit")
     return True

@@ -336,6 +336,13 @@ class ClaimLockingTests:
             assert cursor.fetchone()[0] == "on"
 
     def test_queue_vacuum_runs_outside_a_transaction_and_is_on_beat(self) -> None:
-        assert queue_vacuum() is True
+        with CaptureQueriesContext(connection) as ctx:
+            assert queue_vacuum() is True
+        vacuum = next(q["sql"] for q in ctx.captured_queries if q["sql"].startswith("VACUUM"))
+        # one process, throttled: claims keep the cores while it runs (benchmarks/QUEUE.md)
+        assert "PARALLEL 0" in vacuum
+        with connection.cursor() as cursor:  # the throttle is the vacuum's only
+            cursor.execute("SHOW vacuum_cost_delay")
+            assert cursor.fetchone()[0] == "0"
         schedule = {v["task"]: v["schedule"] for v in settings.CELERY_BEAT_SCHEDULE.values()}
         assert schedule["moderation.vacuum_queue"] <= timedelta(seconds=10)
