@@ -242,11 +242,12 @@ def queue_vacuum() -> bool:
 
     Every claim leaves a dead entry at the head of the claim index, and every claim scans from
     the head: without this, claim throughput halves within a minute (benchmarks/QUEUE.md).
-    The table is narrow, so a vacuum of a million open cases takes about half a second.
-    Autovacuum, whose naptime is server-wide, is only the backstop. PARALLEL 0: a manual VACUUM
+    The table is narrow: at a million open cases a vacuum takes about half a second flat out,
+    and about 0.9 s as run here, in one process (PARALLEL 0) and throttled. A manual VACUUM
     would otherwise start a worker per index and take every core for that half second, and
-    the claims behind it would wait (the open-loop tail in benchmarks/QUEUE.md). Must run
-    outside a transaction. Returns whether it ran.
+    claims arriving meanwhile would queue behind it (the open-loop tail in benchmarks/QUEUE.md).
+    Autovacuum, whose naptime is server-wide, is only the backstop. Must run outside a
+    transaction. Returns whether it ran.
     """
     if connection.vendor != "postgresql":
         return False
