@@ -154,17 +154,16 @@ def ensure_users(n: int = 64) -> list[int]:
 # --arrival: a backlog as intake builds it: ids in arrival order over three days and
 # sla_due_at = created_at + the SLA of the priority (principles.models.DEFAULT_SLA), so within a
 # priority the claim order follows the heap.
+_ARRIVED = "now() - interval '3 days' * (1 - g::float8 / %(n)s)"
 ARRIVAL = {
-    "created_at": "now() - interval '3 days' * (1 - g::float8 / %(n)s)",
-    "sla_due_at": "now() - interval '3 days' * (1 - g::float8 / %(n)s) "
-    "+ (ARRAY[15, 60, 240, 1440, 4320])[p.prio + 1] * interval '1 minute'",
+    "created_at": _ARRIVED,
+    "sla_due_at": f"{_ARRIVED} + (ARRAY[15, 60, 240, 1440, 4320])[p.prio + 1] * interval '1 minute'",
 }
 RANDOM_SLA = {
     "created_at": "now() - ((hashint4(g * 19) & 2147483647) %% 259200) * interval '1 s'",
     "sla_due_at": "now() - interval '2 days' "
     "+ ((hashint4(g * 17) & 2147483647) %% 345600) * interval '1 s'",
 }
-DATA = {"sla": RANDOM_SLA}
 
 LOAD_SQL = """
 INSERT INTO moderation_case (subject_key, source, status, priority, category_id, immediate_risk,
@@ -190,7 +189,7 @@ LATERAL (SELECT CASE WHEN r < 1 THEN 0 WHEN r < 10 THEN 1 WHEN r < 35 THEN 2
 """
 
 
-def load_cases(n: int, *, baseline: bool, quiet: bool = False) -> float:
+def load_cases(n: int, *, baseline: bool, quiet: bool = False, arrival: bool = False) -> float:
     """Empty the queue (and the audit log) and load n open cases; returns seconds taken.
 
     1 % restricted, priorities P0 1 %, P1 9 %, P2 25 %, P3 30 %, P4 35 %, arrival and SLA as
@@ -209,7 +208,10 @@ def load_cases(n: int, *, baseline: bool, quiet: bool = False) -> float:
         )
         cur.execute(DROP_BASELINE_INDEXES)
         cur.execute("ALTER TABLE moderation_case DISABLE TRIGGER moderation_case_queue_sync")
-        cur.execute(LOAD_SQL.format(**DATA["sla"]), {"cats": cats, "ncats": len(cats), "n": n})
+        cur.execute(
+            LOAD_SQL.format(**(ARRIVAL if arrival else RANDOM_SLA)),
+            {"cats": cats, "ncats": len(cats), "n": n},
+        )
         if baseline:
             for sql in BASELINE_INDEXES:
                 cur.execute(sql)
@@ -564,12 +566,13 @@ def run_variant(
     seal: bool,
     user_ids: list[int],
     check_chain: bool = False,
+    arrival: bool = False,
     db_slots: int = 0,
     pool: int = 0,
     rate: float = 0.0,
 ) -> dict[str, Any]:
     baseline = variant.startswith("orm")
-    load_cases(cases, baseline=baseline)
+    load_cases(cases, baseline=baseline, arrival=arrival)
     ctx = mp.get_context("fork")
     if variant == ORM_CONNS:
         pool = 0
@@ -764,8 +767,6 @@ def main() -> int:
 
     if args.rate and not args.pool:
         ap.error("--rate needs --pool (the open loop is served by the app workers)")
-    if args.arrival:
-        DATA["sla"] = ARRIVAL
     setup_django()
     user_ids = ensure_users(max(args.claimers, 8))
     conn = admin_connect(DB_NAME)
@@ -808,6 +809,7 @@ def main() -> int:
                 db_slots=args.db_slots,
                 pool=args.pool,
                 rate=args.rate,
+                arrival=args.arrival,
             )
             print_result(r)
             results.append(r)
