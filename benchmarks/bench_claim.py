@@ -10,15 +10,15 @@ Variants, each measured in the same run, on a freshly loaded table:
             claimer, --db-slots claims in flight): it does better there than behind --pool
             workers on some runs, so targets are judged against the faster of orm and orm-conns
   orm+audit the same, plus the held-case check and audit_record (like for like with `service`)
-  stmt      the app's claim call (moderation.queue.claim_statement(): one call of the
+  stmt      the app's claim call (moderation.services.queue.claim_statement(): one call of the
             server-side function moderation_claim_next -- held-case check, claim, lease and
             audit event) on a raw cursor, returning the id
-  service   moderation.queue.case_claim_next(): the same call, returning a Case -- what the API
+  service   moderation.services.queue.case_claim_next(): the same call, returning a Case -- what the API
             and the console call
 
 For stmt/service the schema is the app's (migration 0006): claims pick from QueueEntry (a narrow
 table kept by a trigger) and update the case row in place (HOT); a side thread runs
-moderation.queue.queue_vacuum() every --vacuum-every seconds, as beat does in production
+moderation.services.queue.queue_vacuum() every --vacuum-every seconds, as beat does in production
 (moderation.vacuum_queue, every 10 s). --seal also runs core.audit.audit_seal() every 5 s, as
 beat does, and reports whether it kept up.
 
@@ -252,7 +252,7 @@ def _claim_fn(variant: str) -> Any:
 
     from core.audit import audit_record
     from moderation.models import Case
-    from moderation.queue import case_claim_next, claim_statement
+    from moderation.services.queue import case_claim_next, claim_statement
 
     settings.SAFEGUARD_LEASE_SECONDS = 0
 
@@ -470,7 +470,7 @@ class Maintenance(threading.Thread):
         from django.db import connection
 
         from core.audit import audit_seal
-        from moderation.queue import queue_vacuum
+        from moderation.services.queue import queue_vacuum
 
         t0 = time.perf_counter()
         next_sample = t0 + WINDOW

@@ -1,11 +1,11 @@
-"""Benchmark: building a referral packet (reports.services.packet_build), warm.
+"""Benchmark: building a referral packet (reports.packets.packet_build), warm.
 
 Set-up (the real code paths, synthetic data only): one case of N image items (tiny synthetic
 JPEGs from moderation.media.synthetic, submitted through moderation.services.item_submit and
-hashed by moderation.pipeline.media_hash; every 10th one matches a seeded internal SHA-256 hash
+hashed by moderation.services.hashing.media_hash; every 10th one matches a seeded internal SHA-256 hash
 list; every 4th carries an extra user report), claimed by a moderator who reveals every other
 image and records a decision; a lead drafts and submits a packet, a second lead approves it
-(reports.services). The same is done for a 1-item case, the same-run baseline.
+(reports.packets). The same is done for a 1-item case, the same-run baseline.
 
 Measured, per packet:
   build   packet_build(packet_id=...) end to end (claim the attempt, build the zip, write it,
@@ -179,8 +179,8 @@ def seed_hash_list(seeds: list[int]) -> None:
     import hashlib
 
     from core.audit import SystemActor
-    from moderation.hashlists import hash_list_upsert
     from moderation.models import KnownHash
+    from moderation.services.hashlists import hash_list_upsert
 
     hash_list, _ = hash_list_upsert(
         name="bench-internal-sha256",
@@ -202,8 +202,8 @@ def make_case(prefix: str, n: int, seed0: int) -> tuple[Any, list[bytes]]:
 
     from core.audit import SystemActor
     from moderation.models import Media
-    from moderation.pipeline import media_hash
-    from moderation.services import ItemInput, item_submit, report_submit
+    from moderation.services.hashing import media_hash
+    from moderation.services.intake import ItemInput, item_submit, report_submit
     from principles.models import HarmCategory
 
     actor = SystemActor("bench")
@@ -255,8 +255,9 @@ def make_case(prefix: str, n: int, seed0: int) -> tuple[Any, list[bytes]]:
 
 def review_case(case: Any, moderator: Any) -> None:
     from moderation.models import Media
-    from moderation.queue import case_claim_next
-    from moderation.review import decision_record, media_reveal
+    from moderation.services.exposure import media_reveal
+    from moderation.services.queue import case_claim_next
+    from moderation.services.review import decision_record
     from principles.models import HarmCategory
 
     claimed = case_claim_next(user=moderator)
@@ -277,7 +278,7 @@ def make_packet(case: Any, destination: Any, lead: Any, lead2: Any) -> tuple[Any
     """Draft, submit, approve; returns the packet and the approval's wall time (which runs the
     first build in-process on commit: the warm-up, discarded)."""
     from reports.models import ReferralPacket
-    from reports.services import packet_approve, packet_build, packet_draft, packet_submit
+    from reports.packets import packet_approve, packet_build, packet_draft, packet_submit
 
     packet = packet_draft(
         cases=[case],
@@ -323,7 +324,7 @@ def time_build(packet_id: int) -> tuple[float, float, int, str]:
     """One packet_build: wall seconds, this process's CPU seconds, queries, the zip's SHA-256."""
     from django.db import connection, reset_queries
 
-    from reports.services import packet_build
+    from reports.packets import packet_build
 
     _reset(packet_id)
     reset_queries()
@@ -434,7 +435,7 @@ def check_zip(packet_id: int, n_items: int, evidence_heads: list[bytes]) -> list
 
 
 def profile_builds(packet_id: int, repeat: int, out_dir: Path) -> None:
-    from reports.services import packet_build
+    from reports.packets import packet_build
 
     profiler = cProfile.Profile()
     for _ in range(repeat):

@@ -243,7 +243,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "moderation.expire_leases",
         "schedule": timedelta(minutes=1),
     },
-    # Keeps the head of the claim index free of dead entries (moderation.queue.queue_vacuum).
+    # Keeps the head of the claim index free of dead entries (services.queue.queue_vacuum).
     "vacuum-queue": {
         "task": "moderation.vacuum_queue",
         "schedule": timedelta(seconds=10),

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import ApiToken, AuditEvent
+from .services import api_token_revoke
 
 
 @admin.register(AuditEvent)
@@ -26,8 +27,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 @admin.action(description="Revoke the selected tokens")
 def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> None:
-    from .services import api_token_revoke
-
     for token in queryset.filter(revoked_at__isnull=True):
         api_token_revoke(token=token, actor=request.user)
 

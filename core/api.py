@@ -12,11 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
+from .errors import DomainError
 
 
 def _flatten(detail: Any) -> Any:
@@ -34,7 +30,12 @@ class Unavailable(exceptions.APIException):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Every API error is `{"error": {"code", "message", "fields"?}}`."""
+    """Every API error is `{"error": {"code", "message", "fields"?}}`.
+
+    A refusal from a service (`core.errors.DomainError`) is rendered here, and only here.
+    """
+    if isinstance(exc, DomainError):
+        return Response({"error": exc.api_body()}, status=exc.status)
     if isinstance(exc, DatabaseOperationalError | InterfaceError):
         # The database connection dropped mid-request: the transaction rolled back, so the
         # client can safely retry (intake is idempotent on source + external_id).

@@ -3,10 +3,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+
+from .roles import is_admin, is_lead, is_moderator
 
 
 class ConsoleLoginRequiredMiddleware(LoginRequiredMiddleware):
@@ -29,10 +32,6 @@ _TWO_FACTOR_EXEMPT = ("/login/", "/logout/", "/account/2fa/", "/static/", "/heal
 
 
 def requires_two_factor(user: Any) -> bool:
-    from django.conf import settings
-
-    from .roles import is_admin, is_lead, is_moderator
-
     if user.is_superuser or user.is_staff or is_lead(user) or is_admin(user):
         return True
     return bool(settings.SAFEGUARD_2FA_MODERATORS and is_moderator(user))

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from principles.models import HarmCategory, Priority
+from principles.models import DEFAULT_SLA, HarmCategory, Priority
 
 
 def evidence_path(instance: Media, filename: str) -> str:
@@ -123,6 +123,56 @@ class Case(models.Model):
             and self.lease_expires_at is not None
             and self.lease_expires_at > now
         )
+
+    # Why a case has its priority is shown on the case page; the newest entries are kept.
+    REASONS_KEPT = 20
+
+    def add_reason(self, reason: str, *, at: datetime | None = None) -> list[str]:
+        """Record why the case has its current priority (newest last; the last REASONS_KEPT
+        kept). Returns the fields to save."""
+        at = at or timezone.now()
+        entry = {"at": at.isoformat(), "priority": self.priority, "reason": reason}
+        self.priority_reasons = [*self.priority_reasons, entry][-self.REASONS_KEPT :]
+        return ["priority_reasons"]
+
+    def raise_priority(
+        self,
+        *,
+        priority: int,
+        category: HarmCategory | None,
+        reason: str,
+        now: datetime | None = None,
+    ) -> list[str]:
+        """Raise the priority (never lower it) and pull the SLA in; returns the changed fields.
+
+        A case's priority and SLA follow its most severe flag. Call with the case row locked.
+        """
+        now = now or timezone.now()
+        changed: list[str] = []
+        if priority < self.priority:
+            self.priority = priority
+            changed.append("priority")
+            if category is not None:
+                self.category = category
+                changed.append("category")
+        elif self.category_id is None and category is not None:
+            self.category = category
+            changed.append("category")
+        sla = category.sla if category is not None else DEFAULT_SLA[Priority(priority)]
+        due = now + sla
+        if self.sla_due_at is None or due < self.sla_due_at:
+            self.sla_due_at = due
+            changed.append("sla_due_at")
+        if changed:
+            changed += self.add_reason(reason, at=now)
+        return changed
+
+    def clear_hold(self) -> list[str]:
+        """End the current hold (claim and lease); returns the fields to save."""
+        self.claimed_by = None
+        self.claimed_at = None
+        self.lease_expires_at = None
+        return ["claimed_by", "claimed_at", "lease_expires_at"]
 
 
 class QueueEntry(models.Model):
@@ -586,7 +636,8 @@ class WebhookDelivery(models.Model):
 class EscalationRule(models.Model):
     """An admin's policy as data: when all conditions hold for a case, apply the actions.
 
-    Conditions and actions are validated on save by `moderation.rules.rule_validate`.
+    Conditions and actions are validated on save by
+    `moderation.rules.validation.rule_validate`.
     """
 
     name = models.CharField(max_length=120, unique=True)
@@ -608,6 +659,30 @@ class EscalationRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order}. {self.name}"
+
+
+class RuleApplication(models.Model):
+    """A rule applied to a case at one version. Rules apply at most once per case and rule
+    version, so re-running the rules (after intake, hashing, each decision) is safe; the
+    unique constraint makes that hold under concurrent workers. The audit log keeps the
+    permanent record (`rule.applied`)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="rule_applications")
+    rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="applications")
+    version = models.PositiveIntegerField()
+    event = models.CharField(max_length=32)
+    effects = models.JSONField(default=list, blank=True)
+    applied_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "rule", "version"], name="rule_applied_once_per_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} v{self.version} on case {self.case_id}"
 
 
 class Escalation(models.Model):
@@ -725,12 +800,26 @@ class OnCallOverride(models.Model):
 
 
 class Notification(models.Model):
-    """An outbound page or message: identifiers and links only, never media."""
+    """An outbound page or message: identifiers and links only, never media.
+
+    Recorded before it is sent (status pending), then marked sent or failed: a redelivered
+    task finds the row by its key and never sends twice, and nothing is sent unrecorded. A row
+    left pending means the sender died mid-send: whether it went out is unknown, and it is not
+    sent again (paging moves on to the next page instead).
+    """
 
     class Channel(models.TextChoices):
         EMAIL = "email", "Email"
         WEBHOOK = "webhook", "Webhook"
 
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (outcome unknown if it stays so)"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    # What makes two sends the same send, e.g. "page:<escalation>:<page>:email". Rows from
+    # before keys existed have none.
+    key = models.CharField(max_length=200, unique=True, null=True, blank=True)
     escalation = models.ForeignKey(
         Escalation, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications"
     )
@@ -738,9 +827,10 @@ class Notification(models.Model):
     recipient = models.CharField(max_length=500)
     subject = models.CharField(max_length=200)
     body = models.TextField()
-    status = models.CharField(max_length=16, default="sent")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

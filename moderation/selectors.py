@@ -1,14 +1,23 @@
-"""Reads that need care: queue order, per-user visibility, summaries."""
+"""Reads that need care: per-user case visibility, queue order and counts, case detail,
+match summaries, known material.
+
+May import: `moderation.models`, `core`, Django and guardian. Nothing that writes.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import BigIntegerField, Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
-from .models import Case, QueueEntry
+from .models import Case, Flag, Item, Match, QueueEntry
 
 
 def _granted_case_ids(user: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
@@ -17,11 +26,6 @@ def _granted_case_ids(user: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
     Read from guardian's permission tables directly: get_objects_for_user() as a subquery
     made PostgreSQL scan the whole case table on every page (found by the 1 M-case bench).
     """
-    from django.contrib.auth.models import Permission
-    from django.contrib.contenttypes.models import ContentType
-    from django.db.models import BigIntegerField
-    from django.db.models.functions import Cast
-    from guardian.models import GroupObjectPermission, UserObjectPermission
 
     content_type = ContentType.objects.get_for_model(Case)
     perm = Permission.objects.filter(
@@ -68,7 +72,6 @@ def queue_counts(*, fresh: bool = False) -> dict[str, Any]:
     """Open and in-review counts per priority, and SLA breaches, in one query, cached for five
     seconds: at a million open cases the count costs 200-300 ms, and every queue view, the
     home page and the live counters ask for it."""
-    from django.core.cache import cache
 
     if not fresh:
         return cache.get_or_set("moderation:queue_counts", lambda: queue_counts(fresh=True), 5)
@@ -142,9 +145,6 @@ def queue_page(
 
 def case_detail(*, user: Any, pk: int) -> Case:
     """A case with everything the review page shows, or DoesNotExist if the user may not see it."""
-    from django.db.models import Prefetch
-
-    from .models import Flag, Item, Match
 
     items = (
         Item.objects.select_related("media", "category_hint")
@@ -171,7 +171,6 @@ def case_detail(*, user: Any, pk: int) -> Case:
 
 def match_summaries(case_ids: list[int]) -> dict[int, dict[str, int]]:
     """Per case: number of items and of hash matches — one grouped query for a whole page."""
-    from .models import Item
 
     rows = (
         Item.objects.filter(case_id__in=case_ids)
@@ -179,3 +178,24 @@ def match_summaries(case_ids: list[int]) -> dict[int, dict[str, int]]:
         .annotate(items=Count("id", distinct=True), matches=Count("media__matches", distinct=True))
     )
     return {r["case_id"]: {"items": r["items"], "matches": r["matches"]} for r in rows}
+
+
+def case_is_known_material(case: Case) -> bool:
+    """Every item of the case has media matching a verified known-hash list."""
+    items = Item.objects.filter(case=case)
+    if not items.exists():
+        return False
+    return not items.exclude(media__matches__hash_list__verified=True).exists()
+
+
+def known_material_cases() -> Any:
+    """Open cases eligible for bulk action from metadata alone (no reveal needed)."""
+    unverified = Item.objects.filter(case=OuterRef("pk")).exclude(
+        media__matches__hash_list__verified=True
+    )
+    return (
+        Case.objects.filter(active=True, status=Case.Status.OPEN, immediate_risk=False)
+        .annotate(n_items=Count("items"))
+        .filter(n_items__gt=0)
+        .exclude(Exists(unverified))
+    )

@@ -1,3 +1,8 @@
+"""Admin for referral destinations; every save is audited.
+
+Imports models and core's audit trail.
+"""
+
 from typing import Any
 
 from django.contrib import admin

@@ -1,4 +1,9 @@
-"""Referral API: draft, approve (a second lead), status, download. One APIView per operation."""
+"""Referral API: draft, approve (a second lead), status, download. One APIView per operation.
+
+Imports models, selectors and the packet services. Refusals are `core.errors.DomainError`s,
+rendered by the one exception handler (`core.api`): a `PacketError` is a 400 on `detail`, a
+`PacketConflict` a 409.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import Conflict
 from core.permissions import HasPerm
 from moderation.selectors import case_visible_to
 
 from .models import Destination, ReferralPacket
-from .services import (
-    PacketError,
+from .packets import (
     packet_approve,
     packet_draft,
     packet_open_for_download,
     packet_submit,
 )
-from .views import packets_for
+from .selectors.packets import packets_for
 
 
 class _HasPerm(HasPerm):
@@ -80,7 +83,7 @@ class ReferralSerializer(serializers.ModelSerializer):
 
 
 def _packet_for(request: Request, packet_id: int) -> ReferralPacket:
-    packet = packets_for(request.user).filter(pk=packet_id).first()  # type: ignore[attr-defined]
+    packet = packets_for(request.user).filter(pk=packet_id).first()
     if packet is None:
         raise Http404
     return packet
@@ -103,18 +106,15 @@ class ReferralCreateApi(APIView):
         cases = list(case_visible_to(request.user).filter(pk__in=data["cases"]))
         if len(cases) != len(set(data["cases"])):
             raise ValidationError({"cases": "Unknown case id(s)."})
-        try:
-            packet = packet_draft(
-                cases=cases,
-                destination=data["destination"],
-                priority=data["priority"],
-                summary=data["summary"],
-                actor=request.user,
-                drafted_by=request.user,
-            )
-            packet = packet_submit(packet=packet, lead=request.user)
-        except PacketError as exc:
-            raise ValidationError({"detail": str(exc)}) from exc
+        packet = packet_draft(
+            cases=cases,
+            destination=data["destination"],
+            priority=data["priority"],
+            summary=data["summary"],
+            actor=request.user,
+            drafted_by=request.user,
+        )
+        packet = packet_submit(packet=packet, lead=request.user)
         return Response(ReferralSerializer(packet).data, status=status.HTTP_201_CREATED)
 
 
@@ -131,10 +131,7 @@ class ReferralApproveApi(APIView):
     )
     def post(self, request: Request, packet_id: int) -> Response:
         packet = _packet_for(request, packet_id)
-        try:
-            packet_approve(packet=packet, lead=request.user)
-        except PacketError as exc:
-            raise Conflict(str(exc)) from exc
+        packet_approve(packet=packet, lead=request.user)
         packet.refresh_from_db()
         return Response(ReferralSerializer(packet).data)
 
@@ -161,10 +158,7 @@ class ReferralDownloadApi(APIView):
     )
     def get(self, request: Request, packet_id: int) -> FileResponse:
         packet = _packet_for(request, packet_id)
-        try:
-            path = packet_open_for_download(packet=packet, lead=request.user)
-        except PacketError as exc:
-            raise Conflict(str(exc)) from exc
+        path = packet_open_for_download(packet=packet, lead=request.user)
         response = FileResponse(
             path.open("rb"),
             content_type="application/zip",

@@ -1,3 +1,5 @@
+"""API URLs (`reports_api:`), mounted under /api/v1/ by config.urls."""
+
 from django.urls import path
 
 from . import api

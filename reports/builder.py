@@ -7,6 +7,9 @@ report to police").
 
 Determinism: the same inputs give byte-identical files (sorted JSON keys, fixed zip timestamps,
 the approval time as the generation time, a PDF with a fixed creation date and file id).
+
+Imports models, `reports.signing`, moderation's models and core's audit trail; the packet
+workflow (`reports.packets.packet_build`) calls it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import jsonschema
 from django.conf import settings
 from django.db.models import Q
 
+from core.audit import audit_seal
 from core.models import AuditEvent
 from moderation.models import Case, Escalation, Item, LegalHold, Reveal
 
@@ -362,6 +366,8 @@ def _wrap(pdf: Any, text: str, width: float) -> list[str] | None:
 
 def render_pdf(document: dict[str, Any]) -> bytes:
     """A two-minute read for an officer: reference, priority, summary, items, 999 record."""
+    # Imported here, not at the top: fpdf2 takes ~0.35 s to import and only a build needs it,
+    # while this module is imported by every process (ready() → tasks → packets → builder).
     from fpdf import FPDF
 
     pdf = FPDF(format="A4")
@@ -451,9 +457,10 @@ def render_pdf(document: dict[str, Any]) -> bytes:
 
 def custody_log(packet: ReferralPacket) -> list[dict[str, Any]]:
     """The audit trail of every case, item and media in the packet: who did what, when."""
-    from core.tasks import seal_audit_chain
-
-    seal_audit_chain()  # every event in the log carries its chain hash
+    # Seal everything committed so far, so every event in the log carries its chain hash (what
+    # the `core.seal_audit_chain` task does; a service calls the service, not the task).
+    while audit_seal():
+        pass
     cases = list(packet.cases.all())
     items = Item.objects.filter(case__in=cases)
     item_ids = [str(pk) for pk in items.values_list("pk", flat=True)]

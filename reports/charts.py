@@ -1,4 +1,7 @@
-"""Server-rendered SVG bar charts: no JavaScript library, no CDN, readable without colour."""
+"""Server-rendered SVG bar charts: no JavaScript library, no CDN, readable without colour.
+
+Imports nothing from the project: pages call it with plain (label, value) pairs.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Referral destinations and packets (police, NCA/CEOP, IWF, optional NCMEC)."""
+"""Referral destinations and packets (police, NCA/CEOP, IWF, optional NCMEC), transparency
+reports and QA reviews.
+
+Imports moderation's models only: every other module of the app builds on these.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""QA sampling: leads sample decided cases for blind second review (Ofcom C4: accuracy)."""
+"""QA sampling: leads sample decided cases for blind second review (Ofcom C4: accuracy).
+
+Imports models, `reports.selectors.compliance` (the period) and core. The agreement figures
+are a selector (`reports.selectors.compliance.qa_agreement`).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.errors import DomainError
 from moderation.models import Decision
 from principles.models import HarmCategory
 
-from .compliance import Period
 from .models import QaReview
+from .selectors.compliance import Period
 
 
-class QaError(Exception):
-    pass
+class QaError(DomainError):
+    """A refused sample or review, with a message for the lead or reviewer."""
 
 
 def qa_sample(

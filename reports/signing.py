@@ -1,4 +1,7 @@
-"""Ed25519 signing of packet manifests. The private key never leaves this installation."""
+"""Ed25519 signing of packet manifests. The private key never leaves this installation.
+
+Imports nothing from the project (settings only): the builder, pages and `verify_packet` use it.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Transparency report workflows: create (audited), generate in a worker with progress."""
+"""Transparency report workflows: request (audited), generate in a worker with progress, and
+render the result as JSON or CSV.
+
+Imports models, `reports.selectors` (the period and the aggregates) and core. Generation is
+enqueued by task name through `core.enqueue`, never by importing `reports.tasks`.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import WORKER, Actor, audit_record
+from core.enqueue import enqueue_on_commit
 
-from .compliance import Period, flatten_for_csv, transparency_metrics
 from .models import TransparencyReport
+from .selectors.compliance import Period
+from .selectors.transparency import flatten_for_csv, transparency_metrics
 
 FORMATS = ("json", "csv", "html")
 
@@ -35,14 +42,7 @@ def transparency_report_request(
             obj=report,
             data={"start": period.start.isoformat(), "end": period.end.isoformat()},
         )
-        report_id = report.pk
-
-        def _enqueue() -> None:
-            from .tasks import generate_transparency_report
-
-            generate_transparency_report.delay(report_id)
-
-        transaction.on_commit(_enqueue)
+        enqueue_on_commit("reports.generate_transparency_report", report.pk)
     return report
 
 

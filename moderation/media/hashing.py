@@ -44,6 +44,8 @@ import imagehash
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from moderation.media.validation import sniff_mime
+
 __all__ = [
     "HashingError",
     "MediaHashes",
@@ -426,9 +428,6 @@ def _exif_text(image: Image.Image) -> dict[str, str]:
 
 
 def _is_video(path: str | os.PathLike[str]) -> bool:
-    # Imported lazily: validation imports nothing from here, and keeping it so avoids a cycle.
-    from moderation.media.validation import sniff_mime
-
     with open(path, "rb") as handle:
         mime = sniff_mime(handle.read(64))
     return mime in _VIDEO_MAGIC_MIMES

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from core.errors import DomainError
+
 __all__ = [
     "IMAGE_MIMES",
     "VIDEO_MIMES",
@@ -48,20 +50,19 @@ _IMAGE_FTYP_BRANDS = frozenset(
 _QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 
 
-class MediaRejected(Exception):
+class MediaRejected(DomainError):
     """The upload is refused. ``code`` is machine-readable, ``message`` is for people.
 
-    Codes: ``empty_file``, ``too_large``, ``unsupported_type``, ``decompression_bomb``,
-    ``truncated``, ``corrupt``.
+    Codes: ``empty_file``, ``too_large`` (HTTP 413), ``unsupported_type``,
+    ``decompression_bomb``, ``truncated``, ``corrupt`` (HTTP 400).
     """
 
-    code: str
-    message: str
+    field = None
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-        self.message = message
+        self.status = 413 if code == "too_large" else 400
 
     def __repr__(self) -> str:
         return f"MediaRejected(code={self.code!r}, message={self.message!r})"

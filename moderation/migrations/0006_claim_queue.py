@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from moderation.sql import read_sql
+
 
 class Migration(migrations.Migration):
 
@@ -78,128 +80,11 @@ class Migration(migrations.Migration):
     ]
 
 
-# PostgreSQL keeps QueueEntry in step with moderation_case. One trigger instead of a call in
-# every workflow that touches a case: intake, claim, renew, release, reassign, lease expiry,
-# decisions, escalations and retention all go through it, including queryset .update()s.
-QUEUE_SYNC_SQL = """
-CREATE OR REPLACE FUNCTION moderation_case_queue_sync() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.status IN ('open', 'in_review') THEN
-        INSERT INTO moderation_queueentry AS q
-            (case_id, priority, sla_due_at, restricted, holder_id, lease_expires_at)
-        VALUES (NEW.id, NEW.priority, NEW.sla_due_at, NEW.restricted,
-                CASE WHEN NEW.status = 'in_review' THEN NEW.claimed_by_id END,
-                CASE WHEN NEW.status = 'in_review' THEN NEW.lease_expires_at END)
-        ON CONFLICT (case_id) DO UPDATE
-            SET priority = EXCLUDED.priority, sla_due_at = EXCLUDED.sla_due_at,
-                restricted = EXCLUDED.restricted, holder_id = EXCLUDED.holder_id,
-                lease_expires_at = EXCLUDED.lease_expires_at
-            WHERE (q.priority, q.sla_due_at, q.restricted, q.holder_id, q.lease_expires_at)
-                IS DISTINCT FROM (EXCLUDED.priority, EXCLUDED.sla_due_at, EXCLUDED.restricted,
-                                  EXCLUDED.holder_id, EXCLUDED.lease_expires_at);
-    ELSIF TG_OP = 'UPDATE' THEN
-        DELETE FROM moderation_queueentry WHERE case_id = NEW.id;
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER moderation_case_queue_sync
-AFTER INSERT OR UPDATE OF status, priority, sla_due_at, restricted, claimed_by_id,
-    lease_expires_at ON moderation_case
-FOR EACH ROW EXECUTE FUNCTION moderation_case_queue_sync();
-INSERT INTO moderation_queueentry
-    (case_id, priority, sla_due_at, restricted, holder_id, lease_expires_at)
-SELECT id, priority, sla_due_at, restricted,
-       CASE WHEN status = 'in_review' THEN claimed_by_id END,
-       CASE WHEN status = 'in_review' THEN lease_expires_at END
-FROM moderation_case WHERE status IN ('open', 'in_review');
--- Room on each case page for the new version of a claimed row, so claims stay HOT updates
--- (applies to pages written from now on; VACUUM FULL rewrites older ones).
-ALTER TABLE moderation_case SET (fillfactor = 80);
--- Claims leave dead entries at the head of the claim indexes; beat vacuums this small table
--- every 10 s (moderation.vacuum_queue) and autovacuum is the backstop.
-ALTER TABLE moderation_queueentry SET (autovacuum_vacuum_scale_factor = 0,
-    autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_cost_delay = 0,
-    autovacuum_vacuum_insert_scale_factor = 0, autovacuum_analyze_scale_factor = 0.05);
-"""
-
-CLAIM_FUNCTION_SQL = """
--- The claim (moderation.queue.case_claim_next), as a function so that its plans are prepared
--- once per connection: planning the statement took longer than running it (1.7 ms vs 0.3 ms).
--- 1. The case the caller already holds with a live lease, if any, is returned instead.
--- 2. The head of the claim index (unheld; unrestricted unless the caller may work restricted
---    cases) is taken by locking the CASE row FOR UPDATE SKIP LOCKED: concurrent claimers skip
---    a row another transaction holds instead of queueing behind it, so nobody waits and no case
---    is taken twice; `c.status = 'open'` (and, for moderators, `c.restricted = false`) is
---    re-checked on a case row that changed since the snapshot: the queue row's copy may be
---    a moment old. Locking the case row, not the queue row, keeps one lock order everywhere (case,
---    then its queue entry via the trigger): a claim can't deadlock with a lead's reassign.
--- 3. The case goes to in_review with a lease. No index covers a column this changes, so on a
---    page with room it is a HOT update; the trigger then marks the queue entry held.
--- 4. The case.claimed audit event, in the same transaction (sealed into the chain later).
--- 5. p_async_commit (only when the claim is its own transaction): the commit does not wait
---    for the WAL flush. A claim is a lease, soft state that expires by itself: a server crash
---    can lose the claims of the last fraction of a second, each together with its audit event
---    (one transaction, never torn), so the case is simply open again and its would-be holder
---    gets "you no longer hold this case". The next synchronous commit of any transaction
---    (a reveal, a decision) flushes the WAL up to it. Everything else commits synchronously.
-CREATE OR REPLACE FUNCTION moderation_claim_next(
-    p_user integer, p_restricted_ok boolean, p_now timestamptz, p_lease timestamptz,
-    p_actor_id integer, p_actor_label text, p_data jsonb, p_async_commit boolean
-) RETURNS SETOF moderation_case
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_id bigint;
-    v_row moderation_case%ROWTYPE;
-BEGIN
-    SELECT q.case_id INTO v_id FROM moderation_queueentry AS q
-    WHERE q.holder_id = p_user AND q.lease_expires_at > p_now
-    ORDER BY q.lease_expires_at LIMIT 1;
-    IF v_id IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM moderation_case WHERE id = v_id;
-        RETURN;
-    END IF;
-    IF p_restricted_ok THEN
-        SELECT c.id INTO v_id FROM moderation_queueentry AS q
-        JOIN moderation_case AS c ON c.id = q.case_id
-        WHERE q.holder_id IS NULL AND c.status = 'open'
-        ORDER BY q.priority, q.sla_due_at, q.case_id
-        LIMIT 1 FOR UPDATE OF c SKIP LOCKED;
-    ELSE
-        SELECT c.id INTO v_id FROM moderation_queueentry AS q
-        JOIN moderation_case AS c ON c.id = q.case_id
-        WHERE q.holder_id IS NULL AND q.restricted = false AND c.status = 'open'
-          AND c.restricted = false
-        ORDER BY q.priority, q.sla_due_at, q.case_id
-        LIMIT 1 FOR UPDATE OF c SKIP LOCKED;
-    END IF;
-    IF v_id IS NULL THEN
-        RETURN;
-    END IF;
-    IF p_async_commit THEN
-        PERFORM set_config('synchronous_commit', 'off', true);
-    END IF;
-    UPDATE moderation_case
-    SET status = 'in_review', claimed_by_id = p_user, claimed_at = p_now,
-        lease_expires_at = p_lease, updated_at = p_now
-    WHERE id = v_id
-    RETURNING * INTO v_row;
-    INSERT INTO core_auditevent
-        (created_at, actor_id, actor_label, verb, object_type, object_id, data)
-    VALUES (p_now, p_actor_id, p_actor_label, 'case.claimed', 'moderation.case', v_id::text, p_data);
-    RETURN NEXT v_row;
-END
-$$;
-"""
-
-QUEUE_SYNC_REVERSE_SQL = """
-DROP TRIGGER IF EXISTS moderation_case_queue_sync ON moderation_case;
-DROP FUNCTION IF EXISTS moderation_case_queue_sync();
-DROP FUNCTION IF EXISTS moderation_claim_next(integer, boolean, timestamptz, timestamptz,
-    integer, text, jsonb, boolean);
-ALTER TABLE moderation_case RESET (fillfactor);
-"""
+# PostgreSQL keeps QueueEntry in step with moderation_case (moderation/sql/0006_queue_sync.sql);
+# the claim is a server-side function (moderation/sql/0006_claim_next.sql).
+QUEUE_SYNC_SQL = read_sql("0006_queue_sync")
+CLAIM_FUNCTION_SQL = read_sql("0006_claim_next")
+QUEUE_SYNC_REVERSE_SQL = read_sql("0006_reverse")
 
 
 def _install_queue_sync(apps, schema_editor):

@@ -1,0 +1,1 @@
+"""Template tags of the reports app (`{% load reports_tags %}`): read models only."""

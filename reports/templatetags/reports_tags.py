@@ -1,4 +1,7 @@
-"""Home page panel for safety leads: referral packets that need someone."""
+"""Home page panel for safety leads: referral packets that need someone.
+
+Imports models only.
+"""
 
 from __future__ import annotations
 

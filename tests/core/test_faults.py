@@ -20,10 +20,10 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from core.models import AuditEvent
-from moderation import services
 from moderation.media.synthetic import synthetic_jpeg
 from moderation.models import Item, Media
-from moderation.tasks import sweep_stuck_media
+from moderation.services import intake
+from moderation.tasks.hashing import sweep_stuck_media_task
 from tests.conftest import service_unavailable
 from tests.services import require_redis
 from tests.worker import start_worker, use_broker, wait_for
@@ -131,7 +131,7 @@ class RedisOutageTests:
             settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS = 0
             wait_for(
                 lambda: (
-                    (sweep_stuck_media() or True)
+                    (sweep_stuck_media_task() or True)
                     and not Media.objects.exclude(hash_status="done").exists()
                 ),
                 timeout=90,
@@ -153,7 +153,7 @@ class DatabaseDropTests:
     def test_a_connection_dropped_mid_request_stores_nothing_and_a_retry_stores_once(
         self, platform_client: APIClient
     ) -> None:
-        real_validate = services.validate_media
+        real_validate = intake.validate_media
         db = connection.settings_dict
 
         def drop_connection_then_validate(*args: Any, **kwargs: Any) -> Any:
@@ -171,7 +171,7 @@ class DatabaseDropTests:
             time.sleep(0.2)
             return real_validate(*args, **kwargs)
 
-        with mock.patch.object(services, "validate_media", drop_connection_then_validate):
+        with mock.patch.object(intake, "validate_media", drop_connection_then_validate):
             response = _submit(platform_client, "drop-1", 3)
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "unavailable"

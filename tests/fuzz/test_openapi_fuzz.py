@@ -51,10 +51,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core.audit import SystemActor
-from moderation.hashlists import hash_import_create, hash_list_upsert
 from moderation.models import Item
+from moderation.services.hashlists import hash_import_create, hash_list_upsert
 from reports.models import Destination
-from reports.services import packet_draft
+from reports.packets import packet_draft
 from tests.conftest import client_for
 from tests.moderation.factories import make_case
 

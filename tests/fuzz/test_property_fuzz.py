@@ -34,7 +34,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from core.models import AuditEvent
-from moderation.hashlists import parse_rows
 from moderation.media.synthetic import encode, synthetic_image
 from moderation.media.validation import (
     IMAGE_MIMES,
@@ -44,6 +43,7 @@ from moderation.media.validation import (
     validate_media,
 )
 from moderation.models import Case, Flag, HashList, Item, Media
+from moderation.services.hashlists import parse_rows
 
 _FUZZ = settings(
     deadline=None,

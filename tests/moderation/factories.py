@@ -1,17 +1,26 @@
-"""Small builders for cases with items and media (synthetic images only)."""
+"""Small builders for cases with items and media (synthetic images only), and the few helpers
+several moderation test modules share: queued and claimed cases, rules, hash values, and the
+API and console requests that make items and reveals."""
 
 from __future__ import annotations
 
 import itertools
+import random
+from datetime import timedelta
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
 
 from core.audit import SystemActor
 from moderation.media.synthetic import synthetic_jpeg
-from moderation.models import Case, Item
-from moderation.pipeline import media_hash
-from moderation.services import ItemInput, item_submit
+from moderation.models import Case, EscalationRule, Item, Media
+from moderation.rules.services import rule_save
+from moderation.services.hashing import media_hash
+from moderation.services.intake import ItemInput, item_submit
+from moderation.services.queue import case_claim_next
 from principles.models import HarmCategory
 
 _counter = itertools.count(1)
@@ -52,3 +61,62 @@ def make_case(**kwargs: Any) -> Case:
     item = make_item(**kwargs)
     assert item.case is not None
     return item.case
+
+
+def make_open_case(priority: int, due_in: timedelta, **kwargs: Any) -> Case:
+    """An open text case with exactly this priority and SLA (and no category)."""
+    case = make_case(kind="text", **kwargs)
+    Case.objects.filter(pk=case.pk).update(
+        priority=priority, sla_due_at=timezone.now() + due_in, category=None
+    )
+    return Case.objects.get(pk=case.pk)
+
+
+def make_claimed_image_case(user: Any, **kwargs: Any) -> tuple[Case, Media]:
+    """An image case claimed by `user` (the only case in the queue), and its media."""
+    case = make_case(kind="image", **kwargs)
+    claimed = case_claim_next(user=user)
+    assert claimed is not None and claimed.pk == case.pk
+    return claimed, Media.objects.get(item__case=case)
+
+
+def make_rule(
+    admin: Any, name: str, conditions: list[Any], actions: list[Any], **kw: Any
+) -> EscalationRule:
+    return rule_save(actor=admin, name=name, conditions=conditions, actions=actions, **kw)
+
+
+def random_pdq(rng: random.Random) -> str:
+    return f"{rng.getrandbits(256):064x}"
+
+
+def submit_item(
+    client: APIClient,
+    *,
+    external_id: str = "post-1",
+    media: bytes | None = None,
+    name: str = "photo.jpg",
+    content_type: str = "image/jpeg",
+    **fields: Any,
+) -> Any:
+    """POST an item to the intake API as platform `client` (image with `media`, else text)."""
+    data: dict[str, Any] = {
+        "source": "acme",
+        "external_id": external_id,
+        "kind": "image" if media is not None else "text",
+        "subject_account_id": "user-42",
+        "visibility": "public",
+        "uk_linked": "true",
+        **fields,
+    }
+    if media is not None:
+        data["media"] = SimpleUploadedFile(name, media, content_type=content_type)
+        return client.post("/api/v1/items", data, format="multipart")
+    data.setdefault("text", "a synthetic flagged message")
+    return client.post("/api/v1/items", data, format="json")
+
+
+def reveal_in_console(
+    client: Client, case: Case, media: Media, reason: str = "need to assess"
+) -> Any:
+    return client.post(f"/cases/{case.pk}/media/{media.pk}/reveal", {"reason": reason})

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from moderation.media.hashing import HashingError, MediaHashes
 from moderation.media.validation import MediaRejected, validate_media
-from moderation.pipeline import hash_file
+from moderation.services.hashing import hash_file
 
 
 class Command(BaseCommand):

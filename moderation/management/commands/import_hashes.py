@@ -6,13 +6,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.audit import SystemActor
-from moderation.hashlists import (
+from moderation.models import HashImport, HashList
+from moderation.services.hashlists import (
     HashListError,
     hash_import_create,
     hash_import_run,
     hash_list_upsert,
 )
-from moderation.models import HashImport, HashList
 
 ACTOR = SystemActor("manage.py import_hashes")
 

@@ -22,11 +22,11 @@ from django.utils import timezone
 
 from core.audit import SystemActor
 from core.roles import ADMIN, MODERATOR, SAFETY_LEAD
-from moderation.hashlists import hash_import_create, hash_import_run, hash_list_upsert
 from moderation.media.hashing import compute_hashes
 from moderation.media.synthetic import synthetic_jpeg, synthetic_png
 from moderation.models import HashList, Item
-from moderation.services import ItemInput, item_submit
+from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
+from moderation.services.intake import ItemInput, item_submit
 from principles.models import HarmCategory
 
 ACTOR = SystemActor("manage.py seed_demo")

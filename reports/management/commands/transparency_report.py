@@ -1,3 +1,8 @@
+"""`manage.py transparency_report`: print a period's transparency aggregates as JSON or CSV.
+
+Imports the selectors (period, aggregates) and the transparency renderers.
+"""
+
 from __future__ import annotations
 
 from typing import Any
@@ -5,7 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reports.compliance import PeriodError, parse_period, transparency_metrics
+from reports.selectors.compliance import PeriodError, parse_period
+from reports.selectors.transparency import transparency_metrics
 from reports.transparency import render_csv, render_json
 
 

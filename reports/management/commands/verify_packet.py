@@ -1,3 +1,8 @@
+"""`manage.py verify_packet PACKET.zip`: check a packet's files and signature offline.
+
+Imports `reports.signing` only: it reads the zip, never the database.
+"""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,0 +1,171 @@
+"""Exposure to media: reveals (with a reason, counted, time-limited) and the daily limits that
+protect moderators' wellbeing; leads lift a limit or see aggregates, never a league table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from core.audit import audit_record
+from core.errors import DomainError
+from moderation.media.hashing import file_digests
+from moderation.models import Case, ExposureLift, Media, Reveal
+
+
+class RevealRefused(DomainError):
+    """A reveal refused (no reason, no permission, past today's limit)."""
+
+
+class ExposureError(DomainError):
+    """A refused change to a moderator's exposure limit."""
+
+
+class MediaWithheld(DomainError):
+    """The media file is not served: purged, not revealed just now, or failing custody."""
+
+    status = 404
+    code = "not_found"
+    field = None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    reveals_today: int
+    soft_limit: int
+    hard_limit: int
+
+    @property
+    def needs_break(self) -> bool:
+        return self.reveals_today >= self.soft_limit
+
+    @property
+    def blocked(self) -> bool:
+        return self.reveals_today >= self.hard_limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.hard_limit - self.reveals_today)
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def exposure_for(user: Any, *, day: date | None = None) -> Exposure:
+    day = day or timezone.now().date()
+    start, end = _day_bounds(day)
+    count = Reveal.objects.filter(user=user, created_at__gte=start, created_at__lt=end).count()
+    extra = ExposureLift.objects.filter(user=user, day=day).aggregate(n=Sum("extra_reveals"))["n"]
+    return Exposure(
+        count,
+        settings.SAFEGUARD_REVEAL_SOFT_LIMIT,
+        settings.SAFEGUARD_REVEAL_HARD_LIMIT + (extra or 0),
+    )
+
+
+def exposure_aggregate(*, day: date | None = None) -> dict[str, Any]:
+    """Leads see aggregates only: totals and how many people are near or at their limits —
+    never a per-person league table."""
+    day = day or timezone.now().date()
+    start, end = _day_bounds(day)
+    per_user = list(
+        Reveal.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values("user")
+        .annotate(n=Count("id"))
+        .values_list("n", flat=True)
+    )
+    soft, hard = settings.SAFEGUARD_REVEAL_SOFT_LIMIT, settings.SAFEGUARD_REVEAL_HARD_LIMIT
+    return {
+        "day": day,
+        "total_reveals": sum(per_user),
+        "people_revealing": len(per_user),
+        "past_soft_limit": sum(1 for n in per_user if n >= soft),
+        "at_hard_limit": sum(1 for n in per_user if n >= hard),
+    }
+
+
+def exposure_lift(*, user: Any, lead: Any, extra_reveals: int, reason: str) -> ExposureLift:
+    if not reason.strip():
+        raise ExposureError("Give a reason for lifting the limit.")
+    if not 1 <= extra_reveals <= 200:
+        raise ExposureError("Allow between 1 and 200 more reveals.")
+    with transaction.atomic():
+        lift = ExposureLift.objects.create(
+            user=user,
+            day=timezone.now().date(),
+            extra_reveals=extra_reveals,
+            reason=reason[:500],
+            lifted_by=lead,
+        )
+        audit_record(
+            actor=lead,
+            verb="exposure.limit_lifted",
+            obj=lift,
+            data={"user": user.pk, "extra_reveals": extra_reveals},
+        )
+    return lift
+
+
+def media_reveal(*, media: Media, case: Case, user: Any, reason: str) -> Reveal:
+    """Record that `user` reveals `media` and why; refuse without a reason or past the limit.
+
+    The reveal log is the single source for "was this file viewed at the provider" in
+    referral packets, and for the exposure counters.
+    """
+    reason = (reason or "").strip()
+    if len(reason) < 3:
+        raise RevealRefused("Say why you need to see this media (a reason is required).")
+    if not user.has_perm("moderation.reveal_media"):
+        raise RevealRefused("You may not reveal media.")
+    if media.item.case_id != case.pk:
+        raise RevealRefused("That media is not part of this case.")
+    with transaction.atomic():
+        # Lock the user's row: two reveals at once must not both slip under the hard limit.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        exposure = exposure_for(user)
+        if exposure.blocked:
+            raise RevealRefused(
+                f"You have reached today's limit of {exposure.hard_limit} reveals. Take a break; "
+                "a safety lead can lift the limit if the work needs it."
+            )
+        reveal = Reveal.objects.create(media=media, case=case, user=user, reason=reason[:500])
+        audit_record(
+            actor=user,
+            verb="media.revealed",
+            obj=media,
+            data={"case": case.pk, "reveal": reveal.pk, "reason": reason[:500]},
+        )
+    return reveal
+
+
+def reveal_grants_view(*, media: Media, user: Any, now: datetime | None = None) -> bool:
+    """A media file may be served to a user only shortly after they revealed it."""
+    now = now or timezone.now()
+    window = timedelta(seconds=settings.SAFEGUARD_REVEAL_WINDOW_SECONDS)
+    return Reveal.objects.filter(media=media, user=user, created_at__gte=now - window).exists()
+
+
+def media_open_for_view(*, media: Media, user: Any) -> BinaryIO:
+    """Open a media file for the audited media view, for a user who may see its case.
+
+    Refused (MediaWithheld) when the bytes were purged, when the user has not revealed it in
+    the last few minutes, or when the stored bytes no longer hash to the custody SHA-256 —
+    which is itself audited. Every view is audited.
+    """
+    if media.purged_at is not None:
+        raise MediaWithheld("This evidence was deleted under the retention policy")
+    if not reveal_grants_view(media=media, user=user):
+        raise MediaWithheld("Reveal this media with a reason first")
+    if file_digests(media.file.path)[0] != media.sha256:
+        audit_record(actor=user, verb="media.custody_mismatch", obj=media, data={})
+        raise MediaWithheld("Evidence integrity check failed; the incident was logged")
+    audit_record(actor=user, verb="media.viewed", obj=media, data={"case": media.item.case_id})
+    return media.file.open("rb")

@@ -1,0 +1,301 @@
+"""Hash list workflows: create/update lists, import CSV (hash, category, metadata) with progress."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.audit import WORKER, Actor, audit_record
+from core.enqueue import enqueue_on_commit
+from core.errors import DomainError
+from moderation.models import HashImport, HashList, KnownHash
+
+_HEX = re.compile(r"^[0-9a-f]+$")
+_CHUNK_ROWS = 2000
+_MAX_INVALID_KEPT = 1000
+MAX_IMPORT_BYTES = 512 * 1024 * 1024
+
+
+class HashListError(DomainError):
+    """A clear, user-facing refusal (bad algorithm, threshold out of range, bad CSV). Refusals
+    of an uploaded file name the `file` field."""
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    line: int
+    value: str
+    category: str
+    metadata: dict[str, Any]
+
+
+def hash_list_upsert(
+    *,
+    name: str,
+    algorithm: str,
+    actor: Actor,
+    threshold: int | None = None,
+    provider: str | None = None,
+    enabled: bool | None = None,
+    verified: bool | None = None,
+) -> tuple[HashList, bool]:
+    """Create a list, or update its settings; every change audited, version bumped on change."""
+    if algorithm not in HashList.Algorithm.values:
+        raise HashListError(
+            f"Unknown algorithm {algorithm!r}; choose one of "
+            f"{', '.join(HashList.Algorithm.values)}."
+        )
+    if provider is not None and provider not in HashList.Provider.values:
+        raise HashListError(
+            f"Unknown provider {provider!r}; choose one of {', '.join(HashList.Provider.values)}."
+        )
+    limit = HashList.MAX_THRESHOLD.get(algorithm, 0)
+    if threshold is not None and not 0 <= threshold <= limit:
+        raise HashListError(
+            f"Threshold {threshold} is out of range for {algorithm} (0 to {limit})."
+        )
+    with transaction.atomic():
+        hl = HashList.objects.select_for_update().filter(name=name).first()
+        if hl is None:
+            hl = HashList.objects.create(
+                name=name,
+                algorithm=algorithm,
+                threshold=threshold
+                if threshold is not None
+                else min(limit, {"pdq": 31, "phash": 8, "dhash": 8}.get(algorithm, 0)),
+                provider=provider or HashList.Provider.INTERNAL,
+                enabled=True if enabled is None else enabled,
+                verified=bool(verified),
+            )
+            audit_record(
+                actor=actor,
+                verb="hash_list.created",
+                obj=hl,
+                data={
+                    "name": name,
+                    "algorithm": algorithm,
+                    "threshold": hl.threshold,
+                    "provider": hl.provider,
+                    "enabled": hl.enabled,
+                    "verified": hl.verified,
+                },
+            )
+            return hl, True
+        if hl.algorithm != algorithm:
+            raise HashListError(f"List {name!r} uses {hl.algorithm}, not {algorithm}.")
+        changes = {
+            k: v
+            for k, v in {
+                "threshold": threshold,
+                "provider": provider,
+                "enabled": enabled,
+                "verified": verified,
+            }.items()
+            if v is not None and getattr(hl, k) != v
+        }
+        if changes:
+            for key, value in changes.items():
+                setattr(hl, key, value)
+            hl.version += 1
+            hl.save(update_fields=[*changes, "version", "updated_at"])
+            audit_record(
+                actor=actor,
+                verb="hash_list.updated",
+                obj=hl,
+                data={"changes": changes, "version": hl.version},
+            )
+        return hl, False
+
+
+def parse_rows(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict[str, Any]]]:
+    """Parse CSV rows `hash,category,metadata`; returns (valid rows, invalid [{line, error}]).
+
+    A header row starting with "hash" is skipped. Metadata, when present, is a JSON object.
+    """
+    length = HashList.HEX_LENGTH[algorithm]
+    valid: list[ParsedRow] = []
+    invalid: list[dict[str, Any]] = []
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if line == 1 and row[0].strip().lower() in {"hash", "value"}:
+                continue
+            if len(row) > 3:
+                invalid.append(
+                    {"line": line, "error": f"expected at most 3 columns, got {len(row)}"}
+                )
+                continue
+            value = row[0].strip().lower()
+            if len(value) != length or not _HEX.match(value):
+                invalid.append(
+                    {"line": line, "error": f"not a {length}-character hex {algorithm} hash"}
+                )
+                continue
+            category = row[1].strip()[:32] if len(row) > 1 else ""
+            metadata: dict[str, Any] = {}
+            if len(row) > 2 and row[2].strip():
+                try:
+                    metadata = json.loads(row[2])
+                except json.JSONDecodeError:
+                    invalid.append({"line": line, "error": "metadata is not valid JSON"})
+                    continue
+                if not isinstance(metadata, dict):
+                    invalid.append({"line": line, "error": "metadata must be a JSON object"})
+                    continue
+            valid.append(ParsedRow(line, value, category, metadata))
+    except csv.Error as exc:
+        invalid.append({"line": reader.line_num, "error": f"malformed CSV: {exc}"})
+    return valid, invalid
+
+
+def hash_import_create(
+    *, hash_list: HashList, content: bytes, filename: str, actor: Actor, created_by: Any = None
+) -> HashImport:
+    if len(content) > MAX_IMPORT_BYTES:
+        raise HashListError(f"The file is larger than {MAX_IMPORT_BYTES} bytes.", field="file")
+    if b"\x00" in content[:65536]:
+        raise HashListError("The file is not a text CSV file.", field="file")
+    with transaction.atomic():
+        imp = HashImport(hash_list=hash_list, created_by=created_by)
+        imp.file.save(f"import-{timezone.now():%Y%m%d%H%M%S}.csv", ContentFile(content), save=False)
+        imp.save(force_insert=True)
+        audit_record(
+            actor=actor,
+            verb="hash_import.created",
+            obj=imp,
+            data={"list": hash_list.name, "bytes": len(content), "filename": filename[:200]},
+        )
+    return imp
+
+
+def hash_import_start(
+    *, hash_list: HashList, upload: Any, actor: Actor, created_by: Any = None
+) -> HashImport:
+    """Store an uploaded CSV and hand it to a worker (after commit); the console polls progress."""
+    if upload.size > MAX_IMPORT_BYTES:
+        raise HashListError(f"The file is larger than {MAX_IMPORT_BYTES} bytes.", field="file")
+    imp = hash_import_create(
+        hash_list=hash_list,
+        content=upload.read(),
+        filename=upload.name or "",
+        actor=actor,
+        created_by=created_by,
+    )
+    enqueue_on_commit("moderation.import_hash_list", imp.pk)
+    return imp
+
+
+def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | None:
+    """Import a CSV into its list in chunks, keeping progress; idempotent on re-run.
+
+    1. Claim the import (pending/failed/running → running) with a conditional UPDATE; a
+       re-delivered task re-runs the whole file, which is safe because rows upsert on
+       (list, value).
+    2. Parse; invalid rows are recorded with their line numbers and skipped, valid rows kept.
+    3. Upsert chunk by chunk, counting added vs updated, updating progress after each chunk.
+    4. If anything changed, bump the list version (which retires the old match index) and
+       rescan stored media against the list after commit (retroactive matching).
+    """
+    if (
+        not HashImport.objects.filter(pk=import_id)
+        .exclude(status=HashImport.Status.DONE)
+        .update(status=HashImport.Status.RUNNING)
+    ):
+        return HashImport.objects.filter(pk=import_id).first()
+    imp = HashImport.objects.select_related("hash_list").get(pk=import_id)
+    hl = imp.hash_list
+    try:
+        with imp.file.open("rb") as fh:
+            raw = fh.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise HashListError("The file is not UTF-8 text.") from None
+        rows, invalid = parse_rows(text, hl.algorithm)
+    except (HashListError, OSError) as exc:
+        with transaction.atomic():
+            HashImport.objects.filter(pk=imp.pk).update(
+                status=HashImport.Status.FAILED, error=str(exc), finished_at=timezone.now()
+            )
+            audit_record(actor=actor, verb="hash_import.failed", obj=imp, data={"error": str(exc)})
+        return HashImport.objects.get(pk=imp.pk)
+
+    # Deduplicate within the file: the last row for a value wins.
+    by_value = {row.value: row for row in rows}
+    unique_rows = list(by_value.values())
+    HashImport.objects.filter(pk=imp.pk).update(
+        total_rows=len(unique_rows),
+        processed_rows=0,
+        added=0,
+        updated=0,
+        invalid=invalid[:_MAX_INVALID_KEPT],
+        invalid_count=len(invalid),
+    )
+    added = updated = 0
+    for start in range(0, len(unique_rows), _CHUNK_ROWS):
+        chunk = unique_rows[start : start + _CHUNK_ROWS]
+        values = [r.value for r in chunk]
+        with transaction.atomic():
+            existing = dict(
+                KnownHash.objects.filter(hash_list=hl, value__in=values).values_list("value", "id")
+            )
+            current = {kh.value: kh for kh in KnownHash.objects.filter(pk__in=existing.values())}
+            changed = [
+                r
+                for r in chunk
+                if r.value in current
+                and (
+                    current[r.value].category != r.category
+                    or current[r.value].metadata != r.metadata
+                )
+            ]
+            new = [r for r in chunk if r.value not in current]
+            KnownHash.objects.bulk_create(
+                [
+                    KnownHash(hash_list=hl, value=r.value, category=r.category, metadata=r.metadata)
+                    for r in new + changed
+                ],
+                update_conflicts=True,
+                unique_fields=["hash_list", "value"],
+                update_fields=["category", "metadata"],
+            )
+            added += len(new)
+            updated += len(changed)
+            HashImport.objects.filter(pk=imp.pk).update(
+                processed_rows=F("processed_rows") + len(chunk), added=added, updated=updated
+            )
+    with transaction.atomic():
+        if added or updated:
+            HashList.objects.filter(pk=hl.pk).update(
+                version=F("version") + 1, updated_at=timezone.now()
+            )
+            enqueue_on_commit("moderation.rescan_list", hl.pk, 0)
+        HashImport.objects.filter(pk=imp.pk).update(
+            status=HashImport.Status.DONE, finished_at=timezone.now()
+        )
+        hl.refresh_from_db()
+        audit_record(
+            actor=actor,
+            verb="hash_import.done",
+            obj=imp,
+            data={
+                "list": hl.name,
+                "added": added,
+                "updated": updated,
+                "invalid": len(invalid),
+                "version": hl.version,
+            },
+        )
+    return HashImport.objects.get(pk=imp.pk)

@@ -1,0 +1,137 @@
+"""Matches: record a media file's matches against hash lists (flag the item, raise its case),
+and match already-hashed media against a changed list (retroactive rescan)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from core.audit import WORKER, Actor, audit_record
+from moderation.matching.banks import Candidate, match_all
+from moderation.models import Case, Flag, HashList, Item, KnownHash, Match, Media
+from principles.models import HarmCategory
+
+
+def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -> list[Match]:
+    """Store matches (once per media x known hash), flag the item, and raise its case.
+
+    A match to an enabled list adds a hash-match Flag and puts the case in the known-material
+    category and priority (DESIGN.md §6), unless the case is already more urgent.
+    """
+    if not candidates:
+        return []
+    lists = {
+        hl.pk: hl for hl in HashList.objects.filter(pk__in={c.hash_list_id for c in candidates})
+    }
+    known = KnownHash.objects.in_bulk([c.known_hash_id for c in candidates])
+    category = HarmCategory.objects.filter(code="known_csam").first()
+    # Lock the case row before writing matches and flags: its priority is recomputed below from
+    # its flags, and intake joining the case or a moderator deciding it must see all of this
+    # or none. Case row first, as every writer of a case takes it.
+    case_id = Item.objects.filter(pk=media.item_id).values_list("case_id", flat=True).first()
+    if case_id is not None:
+        Case.objects.select_for_update().filter(pk=case_id).first()
+    made: list[Match] = []
+    for c in candidates:
+        hl = lists.get(c.hash_list_id)
+        if hl is None or c.known_hash_id not in known:
+            continue
+        match, created = Match.objects.get_or_create(
+            media=media,
+            known_hash_id=c.known_hash_id,
+            defaults={
+                "hash_list": hl,
+                "algorithm": c.algorithm,
+                "distance": c.distance,
+                "list_version": hl.version,
+            },
+        )
+        if not created:
+            continue
+        made.append(match)
+        Flag.objects.create(
+            item_id=media.item_id,
+            source=Flag.Source.HASH_MATCH,
+            category=category,
+            match=match,
+            note=f"{hl.name} ({hl.get_algorithm_display()}) distance "
+            f"{c.distance}; provider category "
+            f"{known[c.known_hash_id].category or '—'}",
+        )
+        audit_record(
+            actor=actor,
+            verb="match.recorded",
+            obj=match,
+            data={
+                "media": media.pk,
+                "list": hl.name,
+                "list_version": hl.version,
+                "algorithm": c.algorithm,
+                "distance": c.distance,
+                "provider_category": known[c.known_hash_id].category,
+            },
+        )
+    item = Item.objects.get(pk=media.item_id)
+    if made and item.case_id is not None and category is not None:
+        case = Case.objects.select_for_update().get(pk=item.case_id)
+        changed = case.raise_priority(
+            priority=category.default_priority,
+            category=category,
+            reason=f"known-hash match in {made[0].hash_list.name}",
+        )
+        # A known match is *less* urgent than suspected-new material (P3 vs P2): the material
+        # is verified and already blocked. Re-categorise when the case was only "new_csam".
+        if case.category is not None and case.category.code == "new_csam":
+            only_new = (
+                not Flag.objects.filter(item__case=case)
+                .exclude(source=Flag.Source.HASH_MATCH)
+                .exclude(category__code="new_csam")
+                .exists()
+            )
+            if only_new and not case.immediate_risk:
+                case.category = category
+                case.priority = category.default_priority
+                changed += ["category", "priority"]
+                changed += case.add_reason(
+                    "verified known-hash match: known material, already blocked"
+                )
+                changed = list(dict.fromkeys(changed))
+        if changed:
+            case.save(update_fields=[*changed, "updated_at"])
+    return made
+
+
+def media_rescan_batch(
+    *, hash_list_id: int, after_id: int, batch_size: int = 500, actor: Actor = WORKER
+) -> int | None:
+    """Retroactive matching: match already-hashed media against one (changed) list.
+
+    Processes one batch of media after `after_id`; returns the cursor for the next batch, or
+    None when done. The task re-enqueues itself with the cursor.
+    """
+    hash_list = HashList.objects.filter(pk=hash_list_id, enabled=True).first()
+    if hash_list is None:
+        return None
+    field = hash_list.algorithm
+    batch = list(
+        Media.objects.filter(pk__gt=after_id, hash_status=Media.HashStatus.DONE).order_by("pk")[
+            :batch_size
+        ]
+    )
+    if not batch:
+        return None
+    for media in batch:
+        values = {
+            "sha256": media.sha256,
+            "md5": media.md5,
+            "sha1": media.sha1,
+            "pdq": media.pdq,
+            "phash": media.phash,
+            "dhash": media.dhash,
+        }
+        if not values.get(field):
+            continue
+        candidates = match_all(values, only_list=hash_list)
+        if candidates:
+            with transaction.atomic():
+                matches_record(media=media, candidates=candidates, actor=actor)
+    return batch[-1].pk

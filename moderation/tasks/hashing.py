@@ -1,0 +1,36 @@
+"""Hashing tasks (queue `hashing`): hash media in batches, sweep stuck media, rescan a list."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from core.enqueue import enqueue_on_commit
+from moderation.services.hashing import media_claim_batch, media_hash, media_sweep_stuck
+from moderation.services.matches import media_rescan_batch
+
+
+@shared_task(name="moderation.hash_media_batch", acks_late=True, max_retries=5)
+def hash_media_batch_task(media_ids: list[int]) -> list[int]:
+    claimed = media_claim_batch(media_ids=media_ids, batch_size=settings.SAFEGUARD_HASH_BATCH_SIZE)
+    for media_id in claimed:
+        media_hash(media_id=media_id)
+    return claimed
+
+
+@shared_task(name="moderation.sweep_stuck_media")
+def sweep_stuck_media_task() -> int:
+    """Beat: re-enqueue media stuck pending or processing, in batches."""
+    retry = media_sweep_stuck()
+    size = settings.SAFEGUARD_HASH_BATCH_SIZE
+    for start in range(0, len(retry), size):
+        enqueue_on_commit(hash_media_batch_task, retry[start : start + size])
+    return len(retry)
+
+
+@shared_task(name="moderation.rescan_list", acks_late=True)
+def rescan_list_task(hash_list_id: int, after_id: int = 0) -> None:
+    cursor = media_rescan_batch(hash_list_id=hash_list_id, after_id=after_id)
+    if cursor is not None:
+        # Batch jobs re-enqueue themselves, so no task runs long and a restart resumes.
+        enqueue_on_commit(rescan_list_task, hash_list_id, cursor)

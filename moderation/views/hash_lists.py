@@ -1,0 +1,95 @@
+"""Hash list pages: lists and recent imports, create a list, upload an import, its progress."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from core.pages import refusal_redirects_to
+from moderation.forms import HashImportForm, HashListForm
+from moderation.models import HashImport, HashList
+from moderation.services.hashlists import hash_import_start, hash_list_upsert
+
+
+@require_GET
+@permission_required("moderation.view_hashlist", raise_exception=True)
+def hash_list_index(request: HttpRequest) -> HttpResponse:
+    lists = HashList.objects.annotate(size=Count("hashes")).order_by("name")
+    imports = HashImport.objects.select_related("hash_list").order_by("-created_at")[:20]
+    return render(
+        request,
+        "moderation/hash_lists.html",
+        {
+            "nav": "hash_lists",
+            "lists": lists,
+            "imports": imports,
+            "list_form": HashListForm(),
+            "import_form": HashImportForm(),
+        },
+    )
+
+
+@require_POST
+@permission_required("moderation.add_hashlist", raise_exception=True)
+@refusal_redirects_to("moderation:hash_lists")
+def hash_list_create(request: HttpRequest) -> HttpResponse:
+    form = HashListForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "The list was not saved: "
+            + "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items()),
+        )
+        return redirect("moderation:hash_lists")
+    data = form.cleaned_data
+    hash_list, created = hash_list_upsert(
+        name=data["name"],
+        algorithm=data["algorithm"],
+        provider=data["provider"],
+        threshold=data["threshold"],
+        verified=data["verified"],
+        actor=request.user,
+    )
+    messages.success(request, f"{'Created' if created else 'Updated'} {hash_list.name}.")
+    return redirect("moderation:hash_lists")
+
+
+@require_POST
+@permission_required("moderation.change_hashlist", raise_exception=True)
+@refusal_redirects_to("moderation:hash_lists")
+def hash_list_import(request: HttpRequest, pk: int) -> HttpResponse:
+    hash_list = get_object_or_404(HashList, pk=pk)
+    form = HashImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a CSV file to import.")
+        return redirect("moderation:hash_lists")
+    hash_import_start(
+        hash_list=hash_list,
+        upload=form.cleaned_data["file"],
+        actor=request.user,
+        created_by=request.user,
+    )
+    messages.success(request, f"Import into {hash_list.name} started.")
+    return redirect("moderation:hash_lists")
+
+
+@require_GET
+@permission_required("moderation.view_hashlist", raise_exception=True)
+def hash_import_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    imp = get_object_or_404(HashImport, pk=pk)
+    return JsonResponse(
+        {
+            "id": imp.pk,
+            "status": imp.status,
+            "percent": imp.progress_percent,
+            "processed": imp.processed_rows,
+            "total": imp.total_rows,
+            "added": imp.added,
+            "updated": imp.updated,
+            "invalid": imp.invalid_count,
+        }
+    )

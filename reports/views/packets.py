@@ -1,0 +1,185 @@
+"""Referral packet pages for safety leads: draft, submit, approve, progress, download, ack.
+
+Imports models, selectors and the packet services; refusals (`PacketError`) become a message
+and a redirect to the packet page through `core.pages`.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core.pages import refusal_redirects_to
+from moderation.selectors import case_visible_to
+
+from .. import signing
+from ..models import Destination, ReferralPacket
+from ..packets import (
+    PacketError,
+    packet_acknowledge,
+    packet_approve,
+    packet_draft,
+    packet_open_for_download,
+    packet_retry,
+    packet_submit,
+)
+from ..selectors.packets import packets_for
+
+
+def _get_packet_for_user(request: HttpRequest, pk: int) -> ReferralPacket:
+    """404 for packets the user has no object permission on."""
+    try:
+        return (
+            packets_for(request.user)
+            .select_related("destination", "drafted_by", "approved_by", "escalation")
+            .get(pk=pk)
+        )
+    except ReferralPacket.DoesNotExist:
+        raise Http404("No such packet") from None
+
+
+@require_GET
+@permission_required("reports.view_referralpacket", raise_exception=True)
+def packet_index(request: HttpRequest) -> HttpResponse:
+    packets = (
+        packets_for(request.user).select_related("destination").prefetch_related("cases")[:200]
+    )
+    return render(request, "reports/packets.html", {"nav": "referrals", "packets": packets})
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("reports.add_referralpacket", raise_exception=True)
+def packet_new(request: HttpRequest) -> HttpResponse:
+    case_id = request.GET.get("case") or request.POST.get("case")
+    case = get_object_or_404(case_visible_to(request.user), pk=case_id or 0)
+    destinations = Destination.objects.filter(enabled=True)
+    if request.method == "POST":
+        destination = destinations.filter(pk=request.POST.get("destination") or 0).first()
+        if destination is None:
+            messages.error(request, "Choose an enabled destination.")
+        else:
+            try:
+                packet = packet_draft(
+                    cases=[case],
+                    destination=destination,
+                    priority=request.POST.get("priority", "routine"),
+                    summary=request.POST.get("summary", ""),
+                    actor=request.user,
+                    drafted_by=request.user,
+                )
+                packet_submit(packet=packet, lead=request.user)
+            except PacketError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(
+                    request, f"{packet.reference} drafted; a second safety lead must approve it."
+                )
+                return redirect("reports:packet", pk=packet.pk)
+    return render(
+        request,
+        "reports/packet_new.html",
+        {
+            "nav": "referrals",
+            "case": case,
+            "destinations": destinations,
+            "priorities": ReferralPacket.Priority.choices,
+            "summary": request.POST.get("summary", ""),
+        },
+    )
+
+
+@never_cache
+@require_GET
+@permission_required("reports.view_referralpacket", raise_exception=True)
+def packet_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    packet = _get_packet_for_user(request, pk)
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse(
+            {
+                "status": packet.status,
+                "progress": packet.progress,
+                "label": packet.get_status_display(),
+            }
+        )
+    return render(
+        request,
+        "reports/packet.html",
+        {
+            "nav": "referrals",
+            "packet": packet,
+            "cases": packet.cases.all(),
+            "can_approve": request.user.has_perm("reports.approve_referralpacket", packet)
+            and packet.drafted_by_id != request.user.pk,
+        },
+    )
+
+
+@require_POST
+@permission_required("reports.change_referralpacket", raise_exception=True)
+@refusal_redirects_to("reports:packet", "pk")
+def packet_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    packet_submit(packet=_get_packet_for_user(request, pk), lead=request.user)
+    return redirect("reports:packet", pk=pk)
+
+
+@require_POST
+@permission_required("reports.approve_referralpacket", raise_exception=True)
+@refusal_redirects_to("reports:packet", "pk")
+def packet_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    packet_approve(packet=_get_packet_for_user(request, pk), lead=request.user)
+    return redirect("reports:packet", pk=pk)
+
+
+@require_POST
+@permission_required("reports.change_referralpacket", raise_exception=True)
+@refusal_redirects_to("reports:packet", "pk")
+def packet_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
+    packet_retry(packet=_get_packet_for_user(request, pk), lead=request.user)
+    return redirect("reports:packet", pk=pk)
+
+
+@require_POST
+@permission_required("reports.change_referralpacket", raise_exception=True)
+@refusal_redirects_to("reports:packet", "pk")
+def packet_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
+    packet_acknowledge(
+        packet=_get_packet_for_user(request, pk),
+        lead=request.user,
+        reference=request.POST.get("reference", ""),
+    )
+    return redirect("reports:packet", pk=pk)
+
+
+@never_cache
+@require_GET
+@permission_required("reports.download_referralpacket", raise_exception=True)
+@refusal_redirects_to("reports:packet", "pk")
+def packet_download(request: HttpRequest, pk: int) -> HttpResponse:
+    packet = _get_packet_for_user(request, pk)
+    path = packet_open_for_download(packet=packet, lead=request.user)
+    response = FileResponse(
+        path.open("rb"),
+        content_type="application/zip",
+        as_attachment=True,
+        filename=f"{packet.reference}.zip",
+    )
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+@require_GET
+@permission_required("reports.view_referralpacket", raise_exception=True)
+def public_key(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "reports/public_key.html",
+        {
+            "nav": "referrals",
+            "pem": signing.public_key_pem().decode(),
+            "fingerprint": signing.fingerprint(),
+        },
+    )

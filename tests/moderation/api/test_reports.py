@@ -1,0 +1,77 @@
+"""The user-report API: a report adds a flag (once) and raises the case; unknown items need
+details; a platform cannot report on another platform's item."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from moderation.models import Case, Flag, Item
+from tests.moderation.factories import submit_item
+
+
+@pytest.mark.django_db
+class ReportCreateApiTests:
+    def test_a_report_adds_a_flag_and_raises_the_case(self, platform_client: APIClient) -> None:
+        body = submit_item(platform_client, category_hint="search_abuse").json()
+        response = platform_client.post(
+            "/api/v1/reports",
+            {
+                "source": "acme",
+                "external_id": "post-1",
+                "report_id": "r-1",
+                "reporter": "user-7",
+                "category": "grooming",
+                "note": "asked to keep secrets",
+            },
+            format="json",
+        )
+        assert response.status_code == 201
+        assert Flag.objects.filter(source="user_report", item_id=body["id"]).count() == 1
+        assert Case.objects.get(pk=body["case_id"]).priority == 1
+
+    def test_the_same_report_twice_is_stored_once(self, platform_client: APIClient) -> None:
+        submit_item(platform_client)
+        payload = {"source": "acme", "external_id": "post-1", "report_id": "r-1"}
+        first = platform_client.post("/api/v1/reports", payload, format="json")
+        second = platform_client.post("/api/v1/reports", payload, format="json")
+        assert (first.status_code, second.status_code) == (201, 200)
+        assert first.json()["flag_id"] == second.json()["flag_id"]
+
+    def test_a_report_about_a_new_item_creates_it(self, platform_client: APIClient) -> None:
+        response = platform_client.post(
+            "/api/v1/reports",
+            {
+                "source": "acme",
+                "external_id": "new-1",
+                "report_id": "r-9",
+                "item": {
+                    "source": "acme",
+                    "external_id": "new-1",
+                    "kind": "message",
+                    "text": "synthetic",
+                },
+            },
+            format="json",
+        )
+        assert response.status_code == 201
+        item = Item.objects.get(external_id="new-1")
+        assert set(item.flags.values_list("source", flat=True)) == {"user_report"}
+
+    def test_a_report_about_an_unknown_item_without_details_is_refused(
+        self, platform_client: APIClient
+    ) -> None:
+        response = platform_client.post(
+            "/api/v1/reports", {"source": "acme", "external_id": "ghost"}, format="json"
+        )
+        assert response.status_code == 400 and "item" in response.json()["error"]["fields"]
+
+    def test_a_platform_cannot_report_on_another_platforms_item(
+        self, platform_client: APIClient, other_platform_client: APIClient
+    ) -> None:
+        submit_item(platform_client)
+        response = other_platform_client.post(
+            "/api/v1/reports", {"source": "acme", "external_id": "post-1"}, format="json"
+        )
+        assert response.status_code == 400
+        assert not Flag.objects.filter(source="user_report").exists()

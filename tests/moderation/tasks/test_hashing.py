@@ -1,0 +1,134 @@
+"""The hashing tasks (moderation.tasks.hashing) on a real Celery worker, against Redis and
+PostgreSQL.
+
+These tests commit for real (transactional database) so that the worker process sees the rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from core.audit import SystemActor
+from core.models import AuditEvent
+from moderation.media.synthetic import synthetic_jpeg, synthetic_png
+from moderation.models import Item, Match, Media
+from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
+from moderation.tasks.hashing import sweep_stuck_media_task
+from tests.services import require_redis
+from tests.worker import WorkerProcess, start_worker, use_broker, wait_for
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+__all__ = ["start_worker"]  # the fixture, imported for pytest
+
+
+def _submit(client: APIClient, external_id: str, data: bytes, name: str = "a.jpg") -> Any:
+    response = client.post(
+        "/api/v1/items",
+        {
+            "source": "acme",
+            "external_id": external_id,
+            "kind": "image",
+            "subject_account_id": external_id,
+            "media": SimpleUploadedFile(name, data),
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def _all_hashed() -> bool:
+    return not Media.objects.exclude(hash_status="done").exists()
+
+
+class RealWorkerTests:
+    def test_a_submitted_item_is_hashed_and_matched_end_to_end(
+        self, start_worker: Callable[..., WorkerProcess], platform_client: APIClient
+    ) -> None:
+        data = synthetic_jpeg(21, 640, 480)
+        hl, _ = hash_list_upsert(name="S", algorithm="sha256", actor=SystemActor("test"))
+        imp = hash_import_create(
+            hash_list=hl,
+            filename="s.csv",
+            actor=SystemActor("test"),
+            content=f"{hashlib.sha256(data).hexdigest()},A,\n".encode(),
+        )
+        hash_import_run(import_id=imp.pk)
+        worker = start_worker()
+        body = _submit(platform_client, "e2e-1", data)
+        wait_for(
+            lambda: Media.objects.filter(hash_status="done").exists(),
+            message=f"hashing by the worker\n{worker.output()}",
+        )
+        detail = platform_client.get(f"/api/v1/items/{body['id']}").json()
+        assert detail["status"] == "ready" and len(detail["media"]["pdq"]) == 64
+        assert [m["list"] for m in detail["matches"]] == ["S"]
+        assert "moderation.hash_media_batch" in worker.output()
+
+    def test_with_the_broker_down_intake_still_stores_and_the_item_is_processed_later(
+        self, start_worker: Callable[..., WorkerProcess], platform_client: APIClient, settings: Any
+    ) -> None:
+        url = require_redis()
+        use_broker("redis://127.0.0.1:1/0")  # nothing listens there: the broker is down
+        try:
+            body = _submit(platform_client, "down-1", synthetic_jpeg(22, 320, 240))
+        finally:
+            use_broker(url)
+        media = Media.objects.get(item_id=body["id"])
+        assert media.hash_status == "pending"  # stored, 201, waiting
+        worker = start_worker()
+        settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS = 0
+        assert sweep_stuck_media_task() == 1  # beat's sweeper re-enqueues it
+        wait_for(_all_hashed, message=f"the swept item to be hashed\n{worker.output()}")
+        assert Item.objects.get(pk=body["id"]).status == "ready"
+
+    def test_a_worker_killed_mid_task_loses_nothing_and_records_each_result_once(
+        self, start_worker: Callable[..., WorkerProcess], platform_client: APIClient, settings: Any
+    ) -> None:
+        # Larger PNGs make each batch slow enough to be caught in the middle.
+        ids = [
+            _submit(platform_client, f"kill-{i}", synthetic_png(100 + i, 1400, 1050), name="x.png")[
+                "id"
+            ]
+            for i in range(24)
+        ]
+        worker = start_worker()
+        wait_for(
+            lambda: Media.objects.filter(hash_status="processing").exists(),
+            interval=0.01,
+            message="a batch in progress",
+        )
+        killed = worker.kill_child()
+        wait_for(
+            lambda: worker.children() and killed not in worker.children(),
+            message="the pool to replace the killed process",
+        )
+        # Media claimed as batch extras by the killed process stay "processing" until the
+        # sweeper (beat) finds them; run it now rather than waiting for its timeout.
+        settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS = 0
+        wait_for(
+            lambda: sweep_stuck_media_task() == 0 and _all_hashed(),
+            timeout=120,
+            interval=1,
+            message=f"every item to be hashed after the kill\n{worker.output()}",
+        )
+        assert Media.objects.filter(hash_status="done").count() == len(ids)
+        hashed = Counter(
+            AuditEvent.objects.filter(verb="media.hashed").values_list("object_id", flat=True)
+        )
+        assert set(hashed.values()) == {1}  # each result recorded exactly once
+        assert len(hashed) == len(ids)
+        assert not Match.objects.exists()

@@ -1,0 +1,70 @@
+"""The hash-list console: admins create lists and import CSVs with progress; others may not."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from core.audit import SystemActor
+from moderation.models import HashImport, HashList
+from moderation.services.hashlists import hash_list_upsert
+from tests.conftest import client_for
+from tests.moderation.factories import random_pdq
+
+ACTOR = SystemActor("test")
+
+
+@pytest.mark.django_db
+class HashListConsoleTests:
+    def test_an_admin_creates_a_list_and_imports_a_csv_with_progress(
+        self, admin_user: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        client = client_for(admin_user)
+        response = client.post(
+            "/hash-lists/new",
+            {"name": "Console list", "provider": "iwf", "algorithm": "pdq", "threshold": 25},
+        )
+        assert response.status_code == 302
+        hl = HashList.objects.get(name="Console list")
+        assert (hl.provider, hl.threshold) == ("iwf", 25)
+        rng = random.Random(5)
+        csv = "".join(f"{random_pdq(rng)},A,\n" for _ in range(30)) + "bad,row\n"
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                f"/hash-lists/{hl.pk}/import", {"file": SimpleUploadedFile("l.csv", csv.encode())}
+            )
+        assert response.status_code == 302
+        imp = HashImport.objects.get()
+        progress = client.get(f"/hash-imports/{imp.pk}").json()
+        assert progress == {
+            "id": imp.pk,
+            "status": "done",
+            "percent": 100,
+            "processed": 30,
+            "total": 30,
+            "added": 30,
+            "updated": 0,
+            "invalid": 1,
+        }
+        page = client.get("/hash-lists/").content.decode()
+        assert "Console list" in page and 'role="progressbar"' in page
+
+    def test_moderators_and_outsiders_cannot_create_or_import(
+        self, moderator: Any, outsider: Any, lead: Any
+    ) -> None:
+        hl, _ = hash_list_upsert(name="X", algorithm="md5", actor=ACTOR)
+        for user in (moderator, outsider, lead):
+            client = client_for(user)
+            assert (
+                client.post(
+                    "/hash-lists/new", {"name": "Y", "provider": "iwf", "algorithm": "md5"}
+                ).status_code
+                == 403
+            )
+            assert client.post(f"/hash-lists/{hl.pk}/import", {}).status_code == 403
+        assert client_for(outsider).get("/hash-lists/").status_code == 403
+        assert client_for(lead).get("/hash-lists/").status_code == 200
+        assert not HashList.objects.filter(name="Y").exists()

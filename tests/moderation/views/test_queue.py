@@ -1,0 +1,112 @@
+"""The queue views: the queue page (order, SLA countdown and breaches, filters, keyset
+pagination) and known material, actioned in bulk without a reveal."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from core.audit import SystemActor
+from moderation import selectors
+from moderation.media.synthetic import synthetic_jpeg
+from moderation.models import Case, Decision, Media, Reveal
+from moderation.services.hashing import media_hash
+from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
+from moderation.views import queue
+from tests.conftest import client_for
+from tests.moderation.factories import make_case
+
+
+@pytest.mark.django_db
+class QueuePageTests:
+    def test_it_shows_the_sla_countdown_and_marks_breaches(self, moderator: Any) -> None:
+        due_soon = make_case(kind="message", category="grooming")
+        late = make_case(kind="message", category="search_abuse")
+        Case.objects.filter(pk=due_soon.pk).update(
+            sla_due_at=timezone.now() + timedelta(minutes=50)
+        )
+        Case.objects.filter(pk=late.pk).update(sla_due_at=timezone.now() - timedelta(hours=2))
+        html = client_for(moderator).get("/queue/").content.decode()
+        assert "49\xa0minutes" in html or "50\xa0minutes" in html
+        assert "breached 2\xa0hours" in html
+        assert html.index(due_soon.reference) < html.index(late.reference)  # P1 before P4
+
+    def test_keyset_pagination_walks_every_case_once_in_queue_order(
+        self, moderator: Any, monkeypatch: Any
+    ) -> None:
+        monkeypatch.setattr(selectors, "QUEUE_PAGE_SIZE", 3)
+        monkeypatch.setattr(queue, "QUEUE_PAGE_SIZE", 3)
+        cases = [
+            make_case(kind="message", category=c)
+            for c in (
+                "grooming",
+                "search_abuse",
+                "child_safety_risk",
+                "not_illegal_on_face",
+                "grooming",
+                "search_abuse",
+                "livestream",
+            )
+        ]
+        client = client_for(moderator)
+        seen: list[str] = []
+        url = "/queue/"
+        for _ in range(5):
+            response = client.get(url)
+            refs = [c.reference for c in cases if c.reference in response.content.decode()]
+            page = sorted(refs, key=lambda r: response.content.decode().index(r))
+            seen.extend(page)
+            next_link = response.context["next_after"]
+            if not next_link:
+                break
+            url = f"/queue/?after={next_link}"
+        assert sorted(seen) == sorted(c.reference for c in cases) and len(seen) == len(cases)
+        expected = [c.reference for c in Case.objects.order_by("priority", "sla_due_at", "id")]
+        assert seen == expected
+
+    def test_filters_narrow_the_queue(self, moderator: Any) -> None:
+        grooming = make_case(kind="message", category="grooming")
+        other = make_case(kind="message", category="search_abuse")
+        html = client_for(moderator).get("/queue/?category=grooming").content.decode()
+        assert grooming.reference in html and other.reference not in html
+        html = client_for(moderator).get("/queue/?priority=4").content.decode()
+        assert other.reference in html and grooming.reference not in html
+
+
+@pytest.mark.django_db
+class KnownMaterialTests:
+    def test_known_material_cases_are_actioned_in_bulk_without_any_reveal(
+        self, moderator: Any, tmp_path: Path
+    ) -> None:
+        data = synthetic_jpeg(77, 160, 120, quality=80)
+        hl, _ = hash_list_upsert(
+            name="V", algorithm="sha256", verified=True, actor=SystemActor("t")
+        )
+        imp = hash_import_create(
+            hash_list=hl,
+            filename="v.csv",
+            actor=SystemActor("t"),
+            content=f"{hashlib.sha256(data).hexdigest()},A\n".encode(),
+        )
+        hash_import_run(import_id=imp.pk)
+        known = make_case(kind="image", seed=77)
+        other = make_case(kind="image", seed=78)
+        for media in Media.objects.all():
+            media_hash(media_id=media.pk)
+        client = client_for(moderator)
+        page = client.get("/queue/known-material").content.decode()
+        assert known.reference in page and other.reference not in page
+        response = client.post(
+            "/queue/known-material/decide", {"case": [known.pk], "outcome": "remove_and_report"}
+        )
+        assert response.status_code == 302
+        decision = Decision.objects.get(case=known)
+        assert decision.bulk and decision.outcome == "remove_and_report"
+        assert not Reveal.objects.exists()
+        other.refresh_from_db()
+        assert other.status == "open"
