@@ -429,6 +429,17 @@ SAFEGUARD_MAX_PIXELS = env_int("SAFEGUARD_MAX_PIXELS", 40_000_000, minimum=1)
 SAFEGUARD_HASH_BATCH_SIZE = env_int("SAFEGUARD_HASH_BATCH_SIZE", 12, minimum=1)
 SAFEGUARD_HASH_STUCK_AFTER_SECONDS = env_int("SAFEGUARD_HASH_STUCK_AFTER_SECONDS", 600, minimum=30)
 SAFEGUARD_HASH_MAX_ATTEMPTS = env_int("SAFEGUARD_HASH_MAX_ATTEMPTS", 5, minimum=1)
+# Video and animated images (vPDQ), decoded in a child process of the worker with these limits.
+# One frame hashed every SAFEGUARD_VIDEO_HASH_INTERVAL_MS (Meta's default: one per second).
+SAFEGUARD_VIDEO_HASH_INTERVAL_MS = env_int("SAFEGUARD_VIDEO_HASH_INTERVAL_MS", 1000, minimum=40)
+SAFEGUARD_VIDEO_MAX_SECONDS = env_int("SAFEGUARD_VIDEO_MAX_SECONDS", 30 * 60, minimum=1)
+SAFEGUARD_VIDEO_MAX_FRAMES = env_int("SAFEGUARD_VIDEO_MAX_FRAMES", 30 * 60 * 120, minimum=1)
+SAFEGUARD_VIDEO_MAX_PIXELS = env_int("SAFEGUARD_VIDEO_MAX_PIXELS", 4096 * 2304, minimum=1)
+SAFEGUARD_VIDEO_MEMORY_MB = env_int("SAFEGUARD_VIDEO_MEMORY_MB", 2048, minimum=256)
+# Must stay under SAFEGUARD_HASH_STUCK_AFTER_SECONDS (a system check says so), or the sweeper
+# would hand a video still being decoded to a second worker.
+SAFEGUARD_VIDEO_TIMEOUT_SECONDS = env_int("SAFEGUARD_VIDEO_TIMEOUT_SECONDS", 480, minimum=10)
+SAFEGUARD_VIDEO_THUMBNAILS = env_int("SAFEGUARD_VIDEO_THUMBNAILS", 60, minimum=1)
 SAFEGUARD_LEASE_SECONDS = env_int("SAFEGUARD_LEASE_SECONDS", 15 * 60, minimum=30)
 # Exposure: reveals per moderator per UTC day. Soft limit → a break prompt; hard limit → reveals
 # are blocked until a safety lead lifts the limit for that day.

@@ -61,3 +61,20 @@ def check_task_execution(app_configs: Any, **kwargs: Any) -> list[Warning]:
             )
         )
     return warnings
+
+
+@register()
+def check_video_timeout(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """A video still being decoded must not look stuck to the hashing sweeper."""
+    timeout = settings.SAFEGUARD_VIDEO_TIMEOUT_SECONDS
+    stuck_after = settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS
+    if timeout >= stuck_after:
+        return [
+            Error(
+                f"SAFEGUARD_VIDEO_TIMEOUT_SECONDS ({timeout}) must be below "
+                f"SAFEGUARD_HASH_STUCK_AFTER_SECONDS ({stuck_after}).",
+                hint="Otherwise the sweeper re-enqueues a video a worker is still decoding.",
+                id="safeguard.E010",
+            )
+        ]
+    return []

@@ -333,6 +333,13 @@ class Media(models.Model):
     phash = models.CharField(max_length=16, blank=True)
     dhash = models.CharField(max_length=16, blank=True)
     exif = models.JSONField(default=dict, blank=True)
+    # Videos and animated images (their frames are MediaFrame rows).
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    codec = models.CharField(max_length=32, blank=True)
+    frame_rate = models.FloatField(null=True, blank=True)
+    frame_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Frames in the file (not only the hashed ones)."
+    )
     hash_status = models.CharField(
         max_length=16, choices=HashStatus.choices, default=HashStatus.PENDING
     )
@@ -358,6 +365,39 @@ class Media(models.Model):
 
     def __str__(self) -> str:
         return f"Media {self.pk} ({self.mime}, {self.sha256[:12]}…)"
+
+    @property
+    def has_frames(self) -> bool:
+        """A video or an animated image: hashed and reviewed frame by frame."""
+        return self.duration is not None
+
+
+def frame_thumbnail_path(instance: MediaFrame, filename: str) -> str:
+    # Like evidence: no name from the upload in the path.
+    now = timezone.now()
+    return f"frames/{now:%Y/%m}/{uuid.uuid4().hex}.jpg"
+
+
+class MediaFrame(models.Model):
+    """One hashed frame of a video or animated image (vPDQ: frame number, timestamp, quality,
+    PDQ). Some carry a small JPEG for the contact sheet: derived imagery, kept in private storage
+    and served only through the audited frame view after a reveal."""
+
+    media = models.ForeignKey(Media, on_delete=models.CASCADE, related_name="frames")
+    frame = models.PositiveIntegerField()
+    timestamp = models.FloatField()
+    quality = models.PositiveSmallIntegerField()
+    pdq = models.CharField(max_length=64)
+    thumbnail = models.FileField(upload_to=frame_thumbnail_path, max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["media", "frame"]
+        constraints = [
+            models.UniqueConstraint(fields=["media", "frame"], name="mediaframe_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Frame {self.frame} of media {self.media_id}"
 
 
 class Flag(models.Model):
@@ -422,11 +462,22 @@ class HashList(models.Model):
         PDQ = "pdq", "PDQ (256-bit perceptual)"
         PHASH = "phash", "pHash (64-bit perceptual)"
         DHASH = "dhash", "dHash (64-bit perceptual)"
+        VPDQ = "vpdq", "vPDQ (video: PDQ per frame)"
 
     EXACT = frozenset({"sha256", "md5", "sha1"})
-    BITS = {"pdq": 256, "phash": 64, "dhash": 64}
-    HEX_LENGTH = {"sha256": 64, "md5": 32, "sha1": 40, "pdq": 64, "phash": 16, "dhash": 16}
-    MAX_THRESHOLD = {"pdq": 31, "phash": 10, "dhash": 10}
+    BITS = {"pdq": 256, "phash": 64, "dhash": 64, "vpdq": 256}
+    # A vPDQ entry's value is the SHA-256 of its frames in vpdq text form (its identity).
+    HEX_LENGTH = {
+        "sha256": 64,
+        "md5": 32,
+        "sha1": 40,
+        "pdq": 64,
+        "phash": 16,
+        "dhash": 16,
+        "vpdq": 64,
+    }
+    # For vPDQ the threshold is the PDQ distance at which two frames match.
+    MAX_THRESHOLD = {"pdq": 31, "phash": 10, "dhash": 10, "vpdq": 31}
 
     name = models.CharField(max_length=100, unique=True)
     provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.INTERNAL)
@@ -441,6 +492,18 @@ class HashList(models.Model):
         "alone, without viewing.",
     )
     version = models.PositiveIntegerField(default=1)
+    # Video matching (vPDQ), Meta's defaults: frames below min_quality are not compared; a video
+    # matches when at least listed_percent of the listed video's frames and query_percent of
+    # the query's frames find a frame within `threshold`.
+    min_quality = models.PositiveSmallIntegerField(
+        default=50, help_text="Frames of lower PDQ quality are not compared (0-100)."
+    )
+    listed_percent = models.FloatField(
+        default=80.0, help_text="vPDQ: share of the listed video's frames that must match."
+    )
+    query_percent = models.FloatField(
+        default=0.0, help_text="vPDQ: share of the submitted video's frames that must match."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -449,9 +512,15 @@ class HashList(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(algorithm__in=["sha256", "md5", "sha1"], threshold=0)
-                | Q(algorithm="pdq", threshold__lte=31)
+                | Q(algorithm__in=["pdq", "vpdq"], threshold__lte=31)
                 | Q(algorithm__in=["phash", "dhash"], threshold__lte=10),
                 name="hashlist_threshold_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_quality__lte=100)
+                & Q(listed_percent__gte=0, listed_percent__lte=100)
+                & Q(query_percent__gte=0, query_percent__lte=100),
+                name="hashlist_video_settings_in_range",
             ),
         ]
 
@@ -483,6 +552,25 @@ class KnownHash(models.Model):
         return f"{self.value[:16]}… in {self.hash_list_id}"
 
 
+class KnownFrame(models.Model):
+    """One frame of a listed video (a vPDQ list entry), from the provider's vpdq file."""
+
+    known_hash = models.ForeignKey(KnownHash, on_delete=models.CASCADE, related_name="frames")
+    frame = models.PositiveIntegerField()
+    timestamp = models.FloatField()
+    quality = models.PositiveSmallIntegerField()
+    pdq = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["known_hash", "frame"]
+        constraints = [
+            models.UniqueConstraint(fields=["known_hash", "frame"], name="knownframe_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Frame {self.frame} of known video {self.known_hash_id}"
+
+
 class HashImport(models.Model):
     """One CSV import into a hash list, run by a worker with progress shown in the console."""
 
@@ -502,6 +590,10 @@ class HashImport(models.Model):
     invalid = models.JSONField(default=list, blank=True, help_text="[{line, error}] (first 1000)")
     invalid_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # The uploaded file's name (a vPDQ entry is named after its file) and, for formats without
+    # a category column (vpdq text), the category every entry gets.
+    filename = models.CharField(max_length=200, blank=True)
+    default_category = models.CharField(max_length=32, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -528,6 +620,13 @@ class Match(models.Model):
     algorithm = models.CharField(max_length=16)
     distance = models.PositiveSmallIntegerField()
     list_version = models.PositiveIntegerField()
+    # Video and animated media: where the match is. For a known image found in a video, the
+    # runs of matching frames; for a listed video, the matched segments on both sides
+    # ([{"query_start", "query_end", "listed_start", "listed_end"}], seconds) and the shares
+    # of frames matched.
+    segments = models.JSONField(default=list, blank=True)
+    query_percent = models.FloatField(null=True, blank=True)
+    listed_percent = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -570,6 +669,10 @@ class Reveal(models.Model):
     """Who revealed which media, when and why: exposure counters and truthful 'viewed' fields."""
 
     media = models.ForeignKey(Media, on_delete=models.PROTECT, related_name="reveals")
+    # One frame of a video's contact sheet, or none: the media itself (the image, the player).
+    frame = models.ForeignKey(
+        MediaFrame, null=True, blank=True, on_delete=models.PROTECT, related_name="reveals"
+    )
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="reveals")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reason = models.CharField(max_length=500)

@@ -107,7 +107,10 @@ def _items(cases: list[Case]) -> list[Item]:
         Item.objects.filter(case__in=cases)
         .select_related("case", "media")
         .prefetch_related(
-            "flags__category", "media__matches__hash_list", "media__matches__known_hash"
+            "flags__category",
+            "media__matches__hash_list",
+            "media__matches__known_hash",
+            "media__frames",
         )
         .order_by("case_id", "created_at", "id")
     )
@@ -161,16 +164,35 @@ def _item_entry(item: Item, viewed: set[int], held_cases: set[int]) -> dict[str,
                 "dhash": media.dhash or None,
             },
         }
-        entry["matches"] = [
-            {
-                "list": m.hash_list.name,
-                "provider": m.hash_list.provider,
-                "algorithm": m.algorithm,
-                "distance": m.distance,
-                "provider_category": m.known_hash.category,
+        if media.has_frames:
+            # Frame hashes only (vPDQ): the frames themselves, and their thumbnails, never.
+            entry["file"]["video"] = {
+                "duration": media.duration,
+                "codec": media.codec,
+                "frame_rate": media.frame_rate,
+                "frame_count": media.frame_count,
+                "frames": [
+                    {"frame": f.frame, "timestamp": f.timestamp, "quality": f.quality, "pdq": f.pdq}
+                    for f in media.frames.all()
+                ],
             }
-            for m in media.matches.all()
-        ]
+        entry["matches"] = [_match_entry(m) for m in media.matches.all()]
+    return entry
+
+
+def _match_entry(match: Any) -> dict[str, Any]:
+    entry = {
+        "list": match.hash_list.name,
+        "provider": match.hash_list.provider,
+        "algorithm": match.algorithm,
+        "distance": match.distance,
+        "provider_category": match.known_hash.category,
+    }
+    if match.segments:
+        entry["segments"] = match.segments
+    if match.listed_percent is not None:
+        entry["query_percent"] = match.query_percent
+        entry["listed_percent"] = match.listed_percent
     return entry
 
 
@@ -432,10 +454,22 @@ def render_pdf(document: dict[str, Any]) -> bytes:
         )
         if file_info:
             line(f"  SHA-256 {file_info['hashes']['sha256']}", 8)
+            video = file_info.get("video")
+            if video:
+                line(
+                    f"  video {video['duration']:.1f} s, {video.get('codec') or '-'}, "
+                    f"{len(video['frames'])} frame hashes (vPDQ) in referral.json",
+                    8,
+                )
         for m in i.get("matches", []):
+            where = "; ".join(
+                f"{seg['query_start']:.0f}-{seg['query_end']:.0f} s"
+                for seg in m.get("segments", [])
+            )
             line(
                 f"  matched {m['list']} ({m['algorithm']}, distance {m['distance']}, "
-                f"category {m.get('provider_category') or '-'})",
+                f"category {m.get('provider_category') or '-'})"
+                + (f" at {where}" if where else ""),
                 8,
             )
     line("Decisions", 12, "B")

@@ -79,11 +79,25 @@ class MatchSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Match
-        fields = ("list", "provider", "algorithm", "distance", "provider_category", "created_at")
+        fields = (
+            "list",
+            "provider",
+            "algorithm",
+            "distance",
+            "provider_category",
+            "segments",
+            "query_percent",
+            "listed_percent",
+            "created_at",
+        )
 
 
 class MediaHashesSerializer(serializers.ModelSerializer):
-    """Hashes and metadata only: never bytes, never a URL to the file."""
+    """Hashes and metadata only: never bytes, never a URL to the file. Videos and animated
+    images add their duration, codec, frame rate and counts (the frame hashes themselves are in
+    referral packets and `hash_media --json`)."""
+
+    hashed_frames = serializers.SerializerMethodField()
 
     class Meta:
         model = Media
@@ -93,6 +107,11 @@ class MediaHashesSerializer(serializers.ModelSerializer):
             "size",
             "width",
             "height",
+            "duration",
+            "codec",
+            "frame_rate",
+            "frame_count",
+            "hashed_frames",
             "sha256",
             "md5",
             "sha1",
@@ -104,6 +123,9 @@ class MediaHashesSerializer(serializers.ModelSerializer):
             "hash_error",
             "hashed_at",
         )
+
+    def get_hashed_frames(self, media: Media) -> int | None:
+        return media.frames.count() if media.has_frames else None
 
 
 class FlagSerializer(serializers.ModelSerializer):
@@ -160,7 +182,9 @@ def items_for(request: Request) -> QuerySet[Item]:
     """Items the caller may read: a platform its own submissions; a console user those in
     cases they may see."""
     qs = Item.objects.select_related("media", "category_hint").prefetch_related(
-        "flags__category", "media__matches__hash_list", "media__matches__known_hash"
+        "flags__category",
+        "media__matches__hash_list",
+        "media__matches__known_hash",
     )
     if is_platform_request(request):
         return qs.filter(submitted_by=request.user)

@@ -1,8 +1,15 @@
 """Hash lists ("banks") as match indexes: exact lookups in the database, perceptual in an index.
 
 Each enabled perceptual list is indexed once per list version into files under
-SAFEGUARD_INDEX_DIR/<list id>-v<version>/ and memory-mapped by every worker process, so N
-workers share one copy of the pages instead of holding N (PERFORMANCE.md, "Index sharing").
+SAFEGUARD_INDEX_DIR/<list id>-<created ms>-v<version>/ and memory-mapped by every worker
+process, so N workers share one copy of the pages instead of holding N (PERFORMANCE.md, "Index
+sharing").
+A vPDQ list's index holds every frame of every listed video, with each frame's video, time,
+quality and hash key beside it (``frames.npz``).
+
+Videos and animated images are matched frame by frame (:func:`match_frames`): each frame
+against the PDQ image lists (a known image inside a video), and the frames together against
+the vPDQ lists (:mod:`moderation.matching.vpdq`).
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from threading import Lock
 import numpy as np
 from django.conf import settings
 
-from ..models import HashList, KnownHash
+from ..models import HashList, KnownFrame, KnownHash
 from .index import HammingIndex, hex_to_codes
+from .vpdq import Segment, match_videos, runs
 
 
 @dataclass(frozen=True)
@@ -26,12 +34,28 @@ class Candidate:
     known_hash_id: int
     algorithm: str
     distance: int
+    # Frames of a video or animation: where the match is, and (vPDQ) the shares matched.
+    segments: tuple[Segment, ...] = ()
+    query_percent: float | None = None
+    listed_percent: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """One hashed frame of the media being matched (see moderation.media.video.FrameHash)."""
+
+    timestamp: float
+    quality: int
+    pdq: str
 
 
 @dataclass
 class _LoadedBank:
     index: HammingIndex
     ids: np.ndarray
+    # vPDQ lists only: per index row, the listed video (known hash id), time, quality, hash key.
+    frames: dict[str, np.ndarray] | None = None
+    video_sizes: dict[int, int] | None = None
 
 
 _cache: dict[tuple[int, int], _LoadedBank] = {}
@@ -39,13 +63,32 @@ _cache_lock = Lock()
 
 
 def _bank_dir(hash_list: HashList) -> Path:
-    return Path(settings.SAFEGUARD_INDEX_DIR) / f"{hash_list.pk}-v{hash_list.version}"
+    # The list's creation time is in the name too: a database that is re-created or restored
+    # reuses list ids and versions, and must not pick up an index built for other contents.
+    created = int(hash_list.created_at.timestamp() * 1000)
+    return Path(settings.SAFEGUARD_INDEX_DIR) / f"{hash_list.pk}-{created}-v{hash_list.version}"
 
 
 def _build(hash_list: HashList, directory: Path) -> None:
-    rows = list(
-        KnownHash.objects.filter(hash_list=hash_list).order_by("id").values_list("id", "value")
-    )
+    extra: dict[str, np.ndarray] = {}
+    if hash_list.algorithm == HashList.Algorithm.VPDQ:
+        frames = list(
+            KnownFrame.objects.filter(known_hash__hash_list=hash_list)
+            .order_by("id")
+            .values_list("id", "pdq", "known_hash_id", "timestamp", "quality")
+        )
+        rows = [(f[0], f[1]) for f in frames]
+        keys: dict[str, int] = {}
+        extra = {
+            "video": np.array([f[2] for f in frames], dtype=np.int64),
+            "time": np.array([f[3] for f in frames], dtype=np.float64),
+            "quality": np.array([f[4] for f in frames], dtype=np.int16),
+            "key": np.array([keys.setdefault(f[1], len(keys)) for f in frames], dtype=np.int64),
+        }
+    else:
+        rows = list(
+            KnownHash.objects.filter(hash_list=hash_list).order_by("id").values_list("id", "value")
+        )
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     bits = HashList.BITS[hash_list.algorithm]
     codes = (
@@ -60,6 +103,8 @@ def _build(hash_list: HashList, directory: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     index.save(tmp / "index")
     np.save(tmp / "ids.npy", ids)
+    if extra:
+        np.savez(tmp / "frames.npz", **extra)
     tmp.rename(directory)  # atomic publish: readers see the whole bank or none
 
 
@@ -85,11 +130,23 @@ def bank_load(hash_list: HashList) -> _LoadedBank:
             index=HammingIndex.load(directory / "index", mmap=True),
             ids=np.load(directory / "ids.npy", mmap_mode="r"),
         )
+        if (directory / "frames.npz").exists():
+            with np.load(directory / "frames.npz") as data:
+                bank.frames = {name: data[name] for name in data.files}
+            bank.video_sizes = _video_sizes(bank.frames, hash_list.min_quality)
         # Drop older versions of this list from the process cache.
         for old in [k for k in _cache if k[0] == hash_list.pk]:
             del _cache[old]
         _cache[key] = bank
         return bank
+
+
+def _video_sizes(frames: dict[str, np.ndarray], min_quality: int) -> dict[int, int]:
+    """Distinct hashes of at least ``min_quality`` per listed video (vPDQ's denominator)."""
+    eligible = frames["quality"] >= min_quality
+    pairs = np.unique(np.stack([frames["video"][eligible], frames["key"][eligible]]), axis=1)
+    videos, counts = np.unique(pairs[0], return_counts=True)
+    return dict(zip(videos.tolist(), counts.tolist(), strict=True))
 
 
 def match_perceptual(value: str, hash_list: HashList) -> list[Candidate]:
@@ -125,6 +182,87 @@ def match_all(hashes: dict[str, str], *, only_list: HashList | None = None) -> l
     lists = [only_list] if only_list is not None else list(HashList.objects.filter(enabled=True))
     candidates = match_exact(hashes, lists)
     for hl in lists:
-        if not hl.is_exact:
+        if not hl.is_exact and hl.algorithm != HashList.Algorithm.VPDQ:
             candidates.extend(match_perceptual(hashes.get(hl.algorithm, ""), hl))
+    return candidates
+
+
+def _sampling_step(frames: list[FrameInput]) -> float:
+    gaps = np.diff(sorted({f.timestamp for f in frames}))
+    return float(np.median(gaps)) if gaps.size else 1.0
+
+
+def match_frames_to_images(frames: list[FrameInput], hash_list: HashList) -> list[Candidate]:
+    """Known images inside a video: every frame of at least the list's quality floor against a
+    PDQ image list. One candidate per listed image, at its best distance, with the runs of
+    frames that show it."""
+    usable = [f for f in frames if f.quality >= hash_list.min_quality]
+    if not usable:
+        return []
+    bank = bank_load(hash_list)
+    hits = bank.index.search_many([f.pdq for f in usable], hash_list.threshold)
+    found: dict[int, tuple[int, list[float]]] = {}
+    for frame, frame_hits in zip(usable, hits, strict=True):
+        for row, distance in frame_hits:
+            known = int(bank.ids[row])
+            best, times = found.get(known, (distance, []))
+            times.append(frame.timestamp)
+            found[known] = (min(best, distance), times)
+    step = _sampling_step(frames)
+    return [
+        Candidate(
+            hash_list.pk,
+            known,
+            HashList.Algorithm.PDQ,
+            distance,
+            segments=tuple(runs(times, step)),
+        )
+        for known, (distance, times) in found.items()
+    ]
+
+
+def match_frames_to_videos(frames: list[FrameInput], hash_list: HashList) -> list[Candidate]:
+    """Listed videos matching these frames by Meta's vPDQ comparison (moderation.matching.vpdq)."""
+    bank = bank_load(hash_list)
+    if not frames or bank.frames is None or bank.video_sizes is None:
+        return []
+    hits = bank.index.search_many([f.pdq for f in frames], hash_list.threshold)
+    matches = match_videos(
+        query_pdq=[f.pdq for f in frames],
+        query_times=[f.timestamp for f in frames],
+        query_quality=[f.quality for f in frames],
+        hits=hits,
+        row_video=bank.frames["video"],
+        row_time=bank.frames["time"],
+        row_quality=bank.frames["quality"],
+        row_pdq=bank.frames["key"],
+        video_sizes=bank.video_sizes,
+        min_quality=hash_list.min_quality,
+        listed_percent=hash_list.listed_percent,
+        query_percent=hash_list.query_percent,
+        step=_sampling_step(frames),
+    )
+    return [
+        Candidate(
+            hash_list.pk,
+            m.video,
+            HashList.Algorithm.VPDQ,
+            m.distance,
+            segments=tuple(m.segments),
+            query_percent=m.query_percent,
+            listed_percent=m.listed_percent,
+        )
+        for m in matches
+    ]
+
+
+def match_frames(frames: list[FrameInput], *, only_list: HashList | None = None) -> list[Candidate]:
+    """Every match of a video's (or animation's) frames: PDQ image lists and vPDQ lists."""
+    lists = [only_list] if only_list is not None else list(HashList.objects.filter(enabled=True))
+    candidates: list[Candidate] = []
+    for hl in lists:
+        if hl.algorithm == HashList.Algorithm.PDQ:
+            candidates.extend(match_frames_to_images(frames, hl))
+        elif hl.algorithm == HashList.Algorithm.VPDQ:
+            candidates.extend(match_frames_to_videos(frames, hl))
     return candidates

@@ -26,7 +26,10 @@ __all__ = [
     "synthetic_image",
     "synthetic_jpeg",
     "synthetic_png",
+    "synthetic_video_frames",
+    "write_synthetic_gif",
     "write_synthetic_set",
+    "write_synthetic_video",
 ]
 
 # "mixed": gradient + noise + many shapes (the common case); "gradient": smooth, few shapes;
@@ -221,3 +224,99 @@ def write_synthetic_set(
             path.write_bytes(encode(image, fmt_upper, quality=quality))
             paths.append(path)
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos
+
+
+def synthetic_video_frames(
+    seed: int, *, seconds: float, fps: int, width: int, height: int, scene_seconds: float = 3.0
+) -> list[np.ndarray]:
+    """RGB frames (uint8) of a generated video: a scene is a synthetic image panning slowly,
+    with a moving shape; scenes change every ``scene_seconds``. Resolution-independent: the same
+    seed at another size shows the same pictures, as a re-encode would."""
+    frames = []
+    scenes: dict[int, np.ndarray] = {}
+    for n in range(int(seconds * fps)):
+        t = n / fps
+        scene = int(t // scene_seconds)
+        if scene not in scenes:
+            big = synthetic_image(
+                seed * 1000 + scene, width=320 + 64, height=240 + 48, style="mixed"
+            )
+            scenes[scene] = np.asarray(big.convert("RGB"))
+        picture = scenes[scene]
+        shift = int((t % scene_seconds) * 8)  # a slow pan: 8 px per second of the scene
+        crop = Image.fromarray(picture[shift % 48 : shift % 48 + 240, shift : shift + 320])
+        frame = np.asarray(crop.resize((width, height), Image.Resampling.BILINEAR)).copy()
+        # A small moving square, so consecutive frames differ as in real footage.
+        size = max(4, width // 16)
+        x = int((t * 37 * width / 320) % max(1, width - size))
+        y = int((t * 23 * height / 240) % max(1, height - size))
+        frame[y : y + size, x : x + size] = (255, 255, 255)
+        frames.append(frame)
+    return frames
+
+
+def write_synthetic_video(
+    path: str | Path,
+    seed: int,
+    *,
+    seconds: float = 6.0,
+    fps: int = 15,
+    width: int = 320,
+    height: int = 240,
+    codec: str = "libx264",
+    crf: int = 23,
+    logo: bool = False,
+    bar: int = 0,
+    container: str | None = None,
+) -> Path:
+    """Encode a generated video (see :func:`synthetic_video_frames`) with PyAV.
+
+    ``logo`` burns a corner logo in, ``bar`` adds black bars of that many pixels above and below
+    (a letterboxed copy), ``crf``/``width``/``height`` re-encode at another quality or size:
+    the transformations a re-upload goes through. ``codec`` is ``libx264`` (with B-frames),
+    ``libvpx-vp9`` or another encoder in PyAV's FFmpeg.
+    """
+    import av
+
+    path = Path(path)
+    frames = synthetic_video_frames(
+        seed, seconds=seconds, fps=fps, width=width, height=height - 2 * bar
+    )
+    with av.open(str(path), "w", format=container) as output:
+        stream = output.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"preset": "veryfast", "crf": str(crf), "bf": "3"}
+        elif codec == "libvpx-vp9":
+            stream.options = {
+                "crf": str(crf + 10),
+                "b": "0",
+                "deadline": "realtime",
+                "cpu-used": "8",
+            }
+        for rgb in frames:
+            if bar:
+                rgb = np.pad(rgb, ((bar, bar), (0, 0), (0, 0)))
+            if logo:
+                rgb = rgb.copy()
+                side = max(8, width // 14)
+                rgb[8 : 8 + side // 2, 8 : 8 + side] = (20, 200, 80)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return path
+
+
+def write_synthetic_gif(path: str | Path, seed: int, *, seconds: float = 3.0, fps: int = 5) -> Path:
+    """An animated GIF of a generated video (see :func:`synthetic_video_frames`)."""
+    path = Path(path)
+    frames = synthetic_video_frames(seed, seconds=seconds, fps=fps, width=160, height=120)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return path

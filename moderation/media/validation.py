@@ -22,6 +22,10 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import DomainError
 
+from .formats import register as register_formats
+
+register_formats()
+
 __all__ = [
     "IMAGE_MIMES",
     "VIDEO_MIMES",
@@ -36,16 +40,19 @@ IMAGE_MIMES: dict[str, str] = {
     "image/png": "PNG",
     "image/gif": "GIF",
     "image/webp": "WEBP",
+    "image/heic": "HEIF",
+    "image/avif": "AVIF",
 }
+# Decoded only in workers: their integrity is checked when they are hashed, not at intake.
+_HEADER_ONLY_FORMATS = frozenset({"HEIF", "AVIF"})
 VIDEO_MIMES: frozenset[str] = frozenset({"video/mp4", "video/webm", "video/quicktime"})
 
 SNIFF_BYTES = 64  # enough for every signature below, including the WebM DocType
 
 # ISO base-media (ftyp) brands that are still images, not video: HEIF/HEIC and AVIF share the
 # container with MP4 and must not be accepted as video/mp4.
-_IMAGE_FTYP_BRANDS = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
-)
+_HEIC_FTYP_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"})
+_AVIF_FTYP_BRANDS = frozenset({b"avif", b"avis"})
 # Top-level atoms an old QuickTime file may start with (no ftyp box).
 _QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 
@@ -81,8 +88,8 @@ class SniffResult:
 def sniff_mime(head: bytes) -> str | None:
     """MIME type from the first bytes of a file (magic numbers), or ``None`` if not supported.
 
-    Recognises image/jpeg, image/png, image/gif, image/webp, video/mp4, video/webm and
-    video/quicktime. Pass at least the first 64 bytes.
+    Recognises image/jpeg, image/png, image/gif, image/webp, image/heic, image/avif, video/mp4,
+    video/webm and video/quicktime. Pass at least the first 64 bytes.
     """
     if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
@@ -100,7 +107,14 @@ def sniff_mime(head: bytes) -> str | None:
         brand = head[8:12]
         if brand == b"qt  ":
             return "video/quicktime"
-        if brand in _IMAGE_FTYP_BRANDS or len(brand) < 4:
+        if brand in _AVIF_FTYP_BRANDS:
+            return "image/avif"
+        if brand in _HEIC_FTYP_BRANDS:
+            # A generic HEIF brand (mif1) may carry AV1 pictures: AVIF says so among the
+            # compatible brands that follow.
+            compatible = head[16 : 8 + int.from_bytes(head[:4], "big")]
+            return "image/avif" if b"avif" in compatible else "image/heic"
+        if len(brand) < 4:
             return None
         return "video/mp4"
     if box_type in _QUICKTIME_ATOMS:
@@ -194,7 +208,9 @@ def validate_media(path: str | os.PathLike[str], *, max_bytes: int, max_pixels: 
     3. Video: accepted on magic bytes alone, never decoded here (width/height ``None``).
     4. Image: header only; more than ``max_pixels`` pixels -> ``decompression_bomb`` *before*
        any pixel is decoded. An unreadable header -> ``corrupt``.
-    5. Image: cheap integrity decode -> ``truncated`` or ``corrupt``.
+    5. Image: cheap integrity decode -> ``truncated`` or ``corrupt``. HEIC and AVIF (HEVC and
+       AV1 pictures, costly to decode) are checked when a worker hashes them instead: a
+       damaged one ends ``hash_status=failed`` with its reason, stored and reviewable.
     """
     size = os.stat(path).st_size
     if size == 0:
@@ -210,8 +226,8 @@ def validate_media(path: str | os.PathLike[str], *, max_bytes: int, max_pixels: 
     if mime is None:
         raise MediaRejected(
             "unsupported_type",
-            "This file type is not supported. Upload a JPEG, PNG, GIF or WebP image, "
-            "or an MP4, WebM or QuickTime video.",
+            "This file type is not supported. Upload a JPEG, PNG, GIF, WebP, HEIC or AVIF "
+            "image, or an MP4, WebM or QuickTime video.",
         )
     if mime in VIDEO_MIMES:
         return SniffResult(mime=mime, kind="video", width=None, height=None)
@@ -220,5 +236,6 @@ def validate_media(path: str | os.PathLike[str], *, max_bytes: int, max_pixels: 
     image = _open_header(path, fmt, max_pixels)
     with image:
         width, height = image.size
-        _check_decodes(path, image, fmt)
+        if fmt not in _HEADER_ONLY_FORMATS:
+            _check_decodes(path, image, fmt)
     return SniffResult(mime=mime, kind="image", width=width, height=height)

@@ -10,13 +10,13 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import DomainError
 from moderation.media.hashing import file_digests
-from moderation.models import Case, ExposureLift, Media, Reveal
+from moderation.models import Case, ExposureLift, Media, MediaFrame, Reveal
 
 
 class RevealRefused(DomainError):
@@ -114,8 +114,11 @@ def exposure_lift(*, user: Any, lead: Any, extra_reveals: int, reason: str) -> E
     return lift
 
 
-def media_reveal(*, media: Media, case: Case, user: Any, reason: str) -> Reveal:
-    """Record that `user` reveals `media` and why; refuse without a reason or past the limit.
+def media_reveal(
+    *, media: Media, case: Case, user: Any, reason: str, frame: MediaFrame | None = None
+) -> Reveal:
+    """Record that `user` reveals `media` — or one `frame` of a video's contact sheet — and
+    why; refuse without a reason or past the limit. Each frame is a reveal of its own.
 
     The reveal log is the single source for "was this file viewed at the provider" in
     referral packets, and for the exposure counters.
@@ -127,6 +130,8 @@ def media_reveal(*, media: Media, case: Case, user: Any, reason: str) -> Reveal:
         raise RevealRefused("You may not reveal media.")
     if media.item.case_id != case.pk:
         raise RevealRefused("That media is not part of this case.")
+    if frame is not None and (frame.media_id != media.pk or not frame.thumbnail):
+        raise RevealRefused("That frame is not on this media's contact sheet.")
     with transaction.atomic():
         # Lock the user's row: two reveals at once must not both slip under the hard limit.
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
@@ -136,21 +141,27 @@ def media_reveal(*, media: Media, case: Case, user: Any, reason: str) -> Reveal:
                 f"You have reached today's limit of {exposure.hard_limit} reveals. Take a break; "
                 "a safety lead can lift the limit if the work needs it."
             )
-        reveal = Reveal.objects.create(media=media, case=case, user=user, reason=reason[:500])
-        audit_record(
-            actor=user,
-            verb="media.revealed",
-            obj=media,
-            data={"case": case.pk, "reveal": reveal.pk, "reason": reason[:500]},
+        reveal = Reveal.objects.create(
+            media=media, frame=frame, case=case, user=user, reason=reason[:500]
         )
+        data: dict[str, Any] = {"case": case.pk, "reveal": reveal.pk, "reason": reason[:500]}
+        if frame is not None:
+            data.update(frame=frame.frame, timestamp=frame.timestamp)
+        audit_record(actor=user, verb="media.revealed", obj=media, data=data)
     return reveal
 
 
-def reveal_grants_view(*, media: Media, user: Any, now: datetime | None = None) -> bool:
-    """A media file may be served to a user only shortly after they revealed it."""
+def reveal_grants_view(
+    *, media: Media, user: Any, now: datetime | None = None, frame: MediaFrame | None = None
+) -> bool:
+    """A media file may be served to a user only shortly after they revealed it; a contact
+    sheet frame, shortly after they revealed that frame (or the whole media)."""
     now = now or timezone.now()
     window = timedelta(seconds=settings.SAFEGUARD_REVEAL_WINDOW_SECONDS)
-    return Reveal.objects.filter(media=media, user=user, created_at__gte=now - window).exists()
+    recent = Reveal.objects.filter(media=media, user=user, created_at__gte=now - window)
+    if frame is None:
+        return recent.filter(frame__isnull=True).exists()
+    return recent.filter(Q(frame=frame) | Q(frame__isnull=True)).exists()
 
 
 def media_open_for_view(*, media: Media, user: Any) -> BinaryIO:
@@ -169,3 +180,20 @@ def media_open_for_view(*, media: Media, user: Any) -> BinaryIO:
         raise MediaWithheld("Evidence integrity check failed; the incident was logged")
     audit_record(actor=user, verb="media.viewed", obj=media, data={"case": media.item.case_id})
     return media.file.open("rb")
+
+
+def media_frame_open_for_view(*, frame: MediaFrame, user: Any) -> BinaryIO:
+    """Open a contact-sheet frame (a small JPEG derived from a video) for the audited frame
+    view, for a user who may see its case and revealed it just now. Every view is audited."""
+    media = frame.media
+    if media.purged_at is not None or not frame.thumbnail:
+        raise MediaWithheld("This evidence was deleted under the retention policy")
+    if not reveal_grants_view(media=media, user=user, frame=frame):
+        raise MediaWithheld("Reveal this frame with a reason first")
+    audit_record(
+        actor=user,
+        verb="media.frame_viewed",
+        obj=media,
+        data={"case": media.item.case_id, "frame": frame.frame, "timestamp": frame.timestamp},
+    )
+    return frame.thumbnail.open("rb")

@@ -1,21 +1,37 @@
 """Hashing: claim media for a worker, hash each file once (custody re-checked), record the
-hashes and their matches; sweep media stuck pending or processing."""
+hashes and their matches; sweep media stuck pending or processing.
+
+Images get digests, PDQ, pHash and dHash from one decode. Videos get digests and vPDQ frame
+hashes, decoded in a child process with hard limits (moderation.media.video); animated GIF,
+WebP and PNG get both: the first frame as an image, the animation as a short video. Frames are
+matched against PDQ image lists and vPDQ video lists; a few keep a small JPEG for the contact
+sheet, in private storage.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from core.audit import WORKER, Actor, audit_record
-from moderation.matching.banks import match_all
+from moderation.matching.banks import Candidate, FrameInput, match_all, match_frames
 from moderation.media.hashing import HashingError, MediaHashes, compute_hashes, file_digests
-from moderation.models import Item, Media
+from moderation.media.video import (
+    VideoError,
+    VideoHashes,
+    VideoLimits,
+    hash_video_isolated,
+    is_animated,
+)
+from moderation.models import Item, Media, MediaFrame
 from moderation.rules.services import enqueue_rules
 from moderation.services.matches import matches_record
 
@@ -82,23 +98,78 @@ def _verify_custody(media: Media) -> Path:
     return path
 
 
-def hash_file(path: Path, *, kind: str) -> MediaHashes:
-    """The hashes the worker stores for one file: all of them for images, digests otherwise."""
-    if kind == "image":
-        return compute_hashes(path, max_pixels=settings.SAFEGUARD_MAX_PIXELS)
-    sha256, md5, sha1 = file_digests(path)
-    return MediaHashes(
-        sha256=sha256,
-        md5=md5,
-        sha1=sha1,
-        pdq=None,
-        pdq_quality=None,
-        phash=None,
-        dhash=None,
-        width=None,
-        height=None,
-        exif={},
+@dataclass(frozen=True)
+class FileHashes:
+    """Everything the worker stores for one file."""
+
+    hashes: MediaHashes
+    video: VideoHashes | None = None
+    size: int = 0
+
+
+def video_limits() -> VideoLimits:
+    return VideoLimits(
+        max_seconds=settings.SAFEGUARD_VIDEO_MAX_SECONDS,
+        max_frames=settings.SAFEGUARD_VIDEO_MAX_FRAMES,
+        max_pixels=settings.SAFEGUARD_VIDEO_MAX_PIXELS,
+        memory_bytes=settings.SAFEGUARD_VIDEO_MEMORY_MB * 1024 * 1024,
+        cpu_seconds=settings.SAFEGUARD_VIDEO_TIMEOUT_SECONDS,
+        timeout_seconds=settings.SAFEGUARD_VIDEO_TIMEOUT_SECONDS,
+        thumbnails=settings.SAFEGUARD_VIDEO_THUMBNAILS,
     )
+
+
+def hash_file(path: Path, *, kind: str) -> FileHashes:
+    """The hashes the worker stores for one file (see the module docstring).
+
+    Raises HashingError (images) or VideoError (videos, animations) with a storable reason.
+    """
+    interval = settings.SAFEGUARD_VIDEO_HASH_INTERVAL_MS / 1000
+    size = path.stat().st_size
+    if kind == "image":
+        hashes = compute_hashes(path, max_pixels=settings.SAFEGUARD_MAX_PIXELS)
+        video = None
+        if is_animated(path):
+            video = hash_video_isolated(
+                path, seconds_per_hash=interval, limits=video_limits(), animated=True
+            )
+        return FileHashes(hashes, video, size)
+    sha256, md5, sha1 = file_digests(path)
+    digests = MediaHashes(sha256=sha256, md5=md5, sha1=sha1)
+    if kind == "video":
+        video = hash_video_isolated(path, seconds_per_hash=interval, limits=video_limits())
+        return FileHashes(
+            MediaHashes(sha256=sha256, md5=md5, sha1=sha1, width=video.width, height=video.height),
+            video,
+            size,
+        )
+    return FileHashes(digests, None, size)
+
+
+def _frame_inputs(video: VideoHashes) -> list[FrameInput]:
+    return [FrameInput(f.timestamp, f.quality, f.pdq) for f in video.frames]
+
+
+def _store_frames(media: Media, video: VideoHashes, written: list[str]) -> int:
+    """MediaFrame rows for the hashed frames; the contact-sheet ones with their thumbnail,
+    written to private storage. The names written are appended to ``written``, so that the
+    caller can remove them if its transaction rolls back."""
+    rows = []
+    for frame in video.frames:
+        row = MediaFrame(
+            media=media,
+            frame=frame.frame,
+            timestamp=frame.timestamp,
+            quality=frame.quality,
+            pdq=frame.pdq,
+        )
+        jpeg = video.thumbnails.get(frame.frame)
+        if jpeg is not None:
+            row.thumbnail.save("frame.jpg", ContentFile(jpeg), save=False)
+            written.append(row.thumbnail.name)
+        rows.append(row)
+    MediaFrame.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
 
 
 def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
@@ -109,11 +180,32 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
     media = Media.objects.select_related("item").get(pk=media_id)
     try:
         path = _verify_custody(media)
-        hashes = hash_file(path, kind=media.kind)
-    except (HashingError, OSError, ValueError) as exc:
+        result = hash_file(path, kind=media.kind)
+    except (HashingError, VideoError, OSError, ValueError) as exc:
         return _record_failure(media=media, reason=str(exc)[:2000], actor=actor)
 
-    candidates = match_all(_hash_values(hashes))
+    hashes, video = result.hashes, result.video
+    candidates: list[Candidate] = match_all(_hash_values(hashes))
+    if video is not None:
+        candidates += match_frames(_frame_inputs(video))
+    written: list[str] = []
+    try:
+        return _record_hashes(media, hashes, video, candidates, actor, written)
+    except BaseException:
+        # Nothing half-written: thumbnails of a rolled-back transaction go with it.
+        for name in written:
+            MediaFrame.thumbnail.field.storage.delete(name)
+        raise
+
+
+def _record_hashes(
+    media: Media,
+    hashes: MediaHashes,
+    video: VideoHashes | None,
+    candidates: list[Candidate],
+    actor: Actor,
+    written: list[str],
+) -> Media:
     with transaction.atomic():
         locked = Media.objects.select_for_update().get(pk=media.pk)
         if locked.hash_status == Media.HashStatus.DONE:
@@ -125,6 +217,10 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
         locked.exif = hashes.exif
         if hashes.width:
             locked.width, locked.height = hashes.width, hashes.height
+        if video is not None:
+            locked.duration, locked.codec = video.duration, video.codec
+            locked.frame_rate, locked.frame_count = video.frame_rate, video.frame_count
+            _store_frames(locked, video, written)
         locked.hash_status = Media.HashStatus.DONE
         locked.hash_error = ""
         locked.hashed_at = timezone.now()
@@ -139,6 +235,10 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
                 "exif",
                 "width",
                 "height",
+                "duration",
+                "codec",
+                "frame_rate",
+                "frame_count",
                 "hash_status",
                 "hash_error",
                 "hashed_at",
@@ -160,6 +260,8 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
                 "pdq_quality": locked.pdq_quality,
                 "phash": locked.phash,
                 "dhash": locked.dhash,
+                "frames": len(video.frames) if video is not None else None,
+                "duration": locked.duration,
                 "matches": len(made),
             },
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -17,7 +18,8 @@ from django.utils import timezone
 from core.audit import WORKER, Actor, audit_record
 from core.enqueue import enqueue_on_commit
 from core.errors import DomainError
-from moderation.models import HashImport, HashList, KnownHash
+from moderation.media.video import FrameHash, parse_vpdq, vpdq_format
+from moderation.models import HashImport, HashList, KnownFrame, KnownHash
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _CHUNK_ROWS = 2000
@@ -47,6 +49,9 @@ def hash_list_upsert(
     provider: str | None = None,
     enabled: bool | None = None,
     verified: bool | None = None,
+    min_quality: int | None = None,
+    listed_percent: float | None = None,
+    query_percent: float | None = None,
 ) -> tuple[HashList, bool]:
     """Create a list, or update its settings; every change audited, version bumped on change."""
     if algorithm not in HashList.Algorithm.values:
@@ -63,6 +68,20 @@ def hash_list_upsert(
         raise HashListError(
             f"Threshold {threshold} is out of range for {algorithm} (0 to {limit})."
         )
+    if min_quality is not None and not 0 <= min_quality <= 100:
+        raise HashListError(f"Minimum quality {min_quality} is out of range (0 to 100).")
+    for label, percent in (("listed", listed_percent), ("query", query_percent)):
+        if percent is not None and not 0 <= percent <= 100:
+            raise HashListError(f"The {label} percentage {percent} is out of range (0 to 100).")
+    video = {
+        k: v
+        for k, v in {
+            "min_quality": min_quality,
+            "listed_percent": listed_percent,
+            "query_percent": query_percent,
+        }.items()
+        if v is not None
+    }
     with transaction.atomic():
         hl = HashList.objects.select_for_update().filter(name=name).first()
         if hl is None:
@@ -71,10 +90,11 @@ def hash_list_upsert(
                 algorithm=algorithm,
                 threshold=threshold
                 if threshold is not None
-                else min(limit, {"pdq": 31, "phash": 8, "dhash": 8}.get(algorithm, 0)),
+                else min(limit, {"pdq": 31, "vpdq": 31, "phash": 8, "dhash": 8}.get(algorithm, 0)),
                 provider=provider or HashList.Provider.INTERNAL,
                 enabled=True if enabled is None else enabled,
                 verified=bool(verified),
+                **video,
             )
             audit_record(
                 actor=actor,
@@ -99,6 +119,7 @@ def hash_list_upsert(
                 "provider": provider,
                 "enabled": enabled,
                 "verified": verified,
+                **video,
             }.items()
             if v is not None and getattr(hl, k) != v
         }
@@ -161,14 +182,25 @@ def parse_rows(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict[st
 
 
 def hash_import_create(
-    *, hash_list: HashList, content: bytes, filename: str, actor: Actor, created_by: Any = None
+    *,
+    hash_list: HashList,
+    content: bytes,
+    filename: str,
+    actor: Actor,
+    created_by: Any = None,
+    category: str = "",
 ) -> HashImport:
     if len(content) > MAX_IMPORT_BYTES:
         raise HashListError(f"The file is larger than {MAX_IMPORT_BYTES} bytes.", field="file")
     if b"\x00" in content[:65536]:
         raise HashListError("The file is not a text CSV file.", field="file")
     with transaction.atomic():
-        imp = HashImport(hash_list=hash_list, created_by=created_by)
+        imp = HashImport(
+            hash_list=hash_list,
+            created_by=created_by,
+            filename=filename[:200],
+            default_category=category.strip()[:32],
+        )
         imp.file.save(f"import-{timezone.now():%Y%m%d%H%M%S}.csv", ContentFile(content), save=False)
         imp.save(force_insert=True)
         audit_record(
@@ -216,6 +248,8 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
         return HashImport.objects.filter(pk=import_id).first()
     imp = HashImport.objects.select_related("hash_list").get(pk=import_id)
     hl = imp.hash_list
+    if hl.algorithm == HashList.Algorithm.VPDQ:
+        return _video_import_run(imp, actor)
     try:
         with imp.file.open("rb") as fh:
             raw = fh.read()
@@ -276,6 +310,14 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
             HashImport.objects.filter(pk=imp.pk).update(
                 processed_rows=F("processed_rows") + len(chunk), added=added, updated=updated
             )
+    return _import_finish(imp, hl, added=added, updated=updated, invalid=len(invalid), actor=actor)
+
+
+def _import_finish(
+    imp: HashImport, hl: HashList, *, added: int, updated: int, invalid: int, actor: Actor
+) -> HashImport:
+    """Mark the import done; if the list changed, bump its version (retiring its match index)
+    and rescan stored media against it after commit."""
     with transaction.atomic():
         if added or updated:
             HashList.objects.filter(pk=hl.pk).update(
@@ -294,8 +336,151 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
                 "list": hl.name,
                 "added": added,
                 "updated": updated,
-                "invalid": len(invalid),
+                "invalid": invalid,
                 "version": hl.version,
             },
         )
     return HashImport.objects.get(pk=imp.pk)
+
+
+# --- vPDQ (video) lists ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One listed video: its frames, the name of its file, its category."""
+
+    line: int
+    name: str
+    category: str
+    frames: list[FrameHash]
+    metadata: dict[str, Any]
+
+    @property
+    def value(self) -> str:
+        """The entry's identity: the SHA-256 of its frames in vpdq text form."""
+        return hashlib.sha256(vpdq_format(self.frames).encode()).hexdigest()
+
+
+def parse_video_entries(
+    text: str, *, filename: str, category: str
+) -> tuple[list[VideoEntry], list[dict[str, Any]]]:
+    """Video list entries from an uploaded file; returns (valid, invalid [{line, error}]).
+
+    Two formats: Meta's vpdq text (``frame,quality,pdq,timestamp`` lines: the whole file is
+    one video, named after the file), or JSON lines, one video per line:
+    ``{"name": …, "category": …, "frames": [{"frame", "timestamp", "quality", "pdq"}, …]}``.
+    """
+    stripped = text.lstrip()
+    if not stripped.startswith("{"):
+        try:
+            frames = parse_vpdq(text)
+        except ValueError as exc:
+            return [], [{"line": _line_of(str(exc)), "error": str(exc)}]
+        name = filename.rsplit("/", 1)[-1].removesuffix(".txt") or "video"
+        return [VideoEntry(1, name[:200], category[:32], frames, {})], []
+    valid: list[VideoEntry] = []
+    invalid: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
+                raise ValueError("each line must be an object with a frames list")
+            frames = parse_vpdq(
+                "\n".join(
+                    f"{f['frame']},{f['quality']},{f['pdq']},{f['timestamp']}"
+                    for f in data["frames"]
+                )
+            )
+            metadata = data.get("metadata") or {}
+            if not isinstance(metadata, dict):
+                raise ValueError("metadata must be an object")
+            valid.append(
+                VideoEntry(
+                    number,
+                    str(data.get("name") or f"line {number}")[:200],
+                    str(data.get("category") or category)[:32],
+                    frames,
+                    metadata,
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            invalid.append({"line": number, "error": f"not a video entry: {exc}"})
+    return valid, invalid
+
+
+def _line_of(message: str) -> int:
+    match = re.match(r"line (\d+):", message)
+    return int(match.group(1)) if match else 1
+
+
+def _video_import_run(imp: HashImport, actor: Actor) -> HashImport:
+    """Import the videos of a vpdq or JSON-lines file into a vPDQ list (see hash_import_run).
+
+    Each video is one KnownHash (value: the SHA-256 of its frames, so a re-import is a no-op)
+    with its frames as KnownFrame rows, written in one transaction per video.
+    """
+    hl = imp.hash_list
+    try:
+        with imp.file.open("rb") as fh:
+            text = fh.read().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "The file is not UTF-8 text." if isinstance(exc, UnicodeDecodeError) else str(exc)
+        with transaction.atomic():
+            HashImport.objects.filter(pk=imp.pk).update(
+                status=HashImport.Status.FAILED, error=reason, finished_at=timezone.now()
+            )
+            audit_record(actor=actor, verb="hash_import.failed", obj=imp, data={"error": reason})
+        return HashImport.objects.get(pk=imp.pk)
+    entries, invalid = parse_video_entries(
+        text, filename=imp.filename, category=imp.default_category
+    )
+    HashImport.objects.filter(pk=imp.pk).update(
+        total_rows=len(entries),
+        processed_rows=0,
+        added=0,
+        updated=0,
+        invalid=invalid[:_MAX_INVALID_KEPT],
+        invalid_count=len(invalid),
+    )
+    added = updated = 0
+    for entry in entries:
+        with transaction.atomic():
+            known, created = KnownHash.objects.get_or_create(
+                hash_list=hl,
+                value=entry.value,
+                defaults={
+                    "category": entry.category,
+                    "metadata": {
+                        "name": entry.name,
+                        "frames": len(entry.frames),
+                        "duration": entry.frames[-1].timestamp,
+                        **entry.metadata,
+                    },
+                },
+            )
+            if created:
+                KnownFrame.objects.bulk_create(
+                    [
+                        KnownFrame(
+                            known_hash=known,
+                            frame=f.frame,
+                            timestamp=f.timestamp,
+                            quality=f.quality,
+                            pdq=f.pdq,
+                        )
+                        for f in entry.frames
+                    ],
+                    batch_size=2000,
+                    ignore_conflicts=True,
+                )
+                added += 1
+            elif known.category != entry.category:
+                KnownHash.objects.filter(pk=known.pk).update(category=entry.category)
+                updated += 1
+            HashImport.objects.filter(pk=imp.pk).update(
+                processed_rows=F("processed_rows") + 1, added=added, updated=updated
+            )
+    return _import_finish(imp, hl, added=added, updated=updated, invalid=len(invalid), actor=actor)

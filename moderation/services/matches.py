@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.db import transaction
 
 from core.audit import WORKER, Actor, audit_record
-from moderation.matching.banks import Candidate, match_all
-from moderation.models import Case, Flag, HashList, Item, KnownHash, Match, Media
+from moderation.matching.banks import Candidate, FrameInput, match_all, match_frames
+from moderation.models import Case, Flag, HashList, Item, KnownHash, Match, Media, MediaFrame
 from principles.models import HarmCategory
 
 
@@ -43,6 +43,9 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
                 "algorithm": c.algorithm,
                 "distance": c.distance,
                 "list_version": hl.version,
+                "segments": [segment.as_json() for segment in c.segments],
+                "query_percent": c.query_percent,
+                "listed_percent": c.listed_percent,
             },
         )
         if not created:
@@ -55,7 +58,7 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
             match=match,
             note=f"{hl.name} ({hl.get_algorithm_display()}) distance "
             f"{c.distance}; provider category "
-            f"{known[c.known_hash_id].category or '—'}",
+            f"{known[c.known_hash_id].category or '—'}" + _where(c),
         )
         audit_record(
             actor=actor,
@@ -68,6 +71,9 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
                 "algorithm": c.algorithm,
                 "distance": c.distance,
                 "provider_category": known[c.known_hash_id].category,
+                "segments": match.segments,
+                "query_percent": c.query_percent,
+                "listed_percent": c.listed_percent,
             },
         )
     item = Item.objects.get(pk=media.item_id)
@@ -100,6 +106,16 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
     return made
 
 
+def _frames_by_media(media_ids: list[int]) -> dict[int, list[FrameInput]]:
+    out: dict[int, list[FrameInput]] = {}
+    rows = MediaFrame.objects.filter(media_id__in=media_ids).order_by("media_id", "frame")
+    for media_id, timestamp, quality, pdq in rows.values_list(
+        "media_id", "timestamp", "quality", "pdq"
+    ):
+        out.setdefault(media_id, []).append(FrameInput(timestamp, quality, pdq))
+    return out
+
+
 def media_rescan_batch(
     *, hash_list_id: int, after_id: int, batch_size: int = 500, actor: Actor = WORKER
 ) -> int | None:
@@ -119,6 +135,7 @@ def media_rescan_batch(
     )
     if not batch:
         return None
+    frames_of = _frames_by_media([m.pk for m in batch]) if field in ("pdq", "vpdq") else {}
     for media in batch:
         values = {
             "sha256": media.sha256,
@@ -128,10 +145,28 @@ def media_rescan_batch(
             "phash": media.phash,
             "dhash": media.dhash,
         }
-        if not values.get(field):
-            continue
-        candidates = match_all(values, only_list=hash_list)
+        candidates = match_all(values, only_list=hash_list) if values.get(field) else []
+        frames = frames_of.get(media.pk)
+        if frames:
+            candidates += match_frames(frames, only_list=hash_list)
         if candidates:
             with transaction.atomic():
                 matches_record(media=media, candidates=candidates, actor=actor)
     return batch[-1].pk
+
+
+def _where(candidate: Candidate) -> str:
+    """Where in a video a match is, for the flag's note: its first segments in seconds."""
+    if not candidate.segments:
+        return ""
+    spans = ", ".join(
+        f"{segment.query_start:.0f}-{segment.query_end:.0f} s" for segment in candidate.segments[:3]
+    )
+    more = f" (+{len(candidate.segments) - 3} more)" if len(candidate.segments) > 3 else ""
+    shares = (
+        f"; {candidate.listed_percent:.0f}% of the listed video, "
+        f"{candidate.query_percent:.0f}% of this one"
+        if candidate.listed_percent is not None and candidate.query_percent is not None
+        else ""
+    )
+    return f"; at {spans}{more}{shares}"

@@ -10,8 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import WORKER, Actor, audit_record
-
-from ..models import Case, LegalHold, Media, PurgeReceipt
+from moderation.models import Case, LegalHold, Media, MediaFrame, PurgeReceipt
 
 
 class HeldError(Exception):
@@ -73,9 +72,20 @@ def media_delete(*, media: Media, actor: Actor, reason: str) -> PurgeReceipt:
             obj=locked,
             data={"sha256": locked.sha256, "reason": reason[:300], "receipt": receipt.pk},
         )
+        # Frames of a video are derived imagery: their thumbnails go with the file (their
+        # hashes stay, like the file's).
+        frames = MediaFrame.objects.filter(media=locked).exclude(thumbnail="")
+        thumbnails = [Path(f.thumbnail.path) for f in frames]
+        frames.update(thumbnail="")
+
+        def _delete_bytes() -> None:
+            path.unlink(missing_ok=True)
+            for thumbnail in thumbnails:
+                thumbnail.unlink(missing_ok=True)
+
         # Delete the bytes only once the receipt is committed with the transaction; a crash
         # in between leaves an orphan file the next run can find, never a missing receipt.
-        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+        transaction.on_commit(_delete_bytes)
     return receipt
 
 

@@ -43,7 +43,7 @@ class EmbeddedDefaultTests:
         assert (tmp_path / "safeguard.sqlite3").exists()
         first = _manage(["seed_demo", "--items", "12"], tmp_path)
         assert first.returncode == 0, first.stderr
-        assert "12 new items" in first.stdout
+        assert "16 new items" in first.stdout  # 12, and the 3 demo videos and an animated GIF
         second = _manage(["seed_demo", "--items", "12"], tmp_path)
         assert second.returncode == 0, second.stderr
         assert "0 new items" in second.stdout

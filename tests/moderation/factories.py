@@ -120,3 +120,20 @@ def reveal_in_console(
     client: Client, case: Case, media: Media, reason: str = "need to assess"
 ) -> Any:
     return client.post(f"/cases/{case.pk}/media/{media.pk}/reveal", {"reason": reason})
+
+
+def make_video_item(
+    path: Any, *, subject: str | None = None, source: str = "acme", kind: str = "video"
+) -> Item:
+    """Submit a generated video (or animated image, kind="image") file as an item and hash it
+    in-process, as the worker would."""
+    n = next(_counter)
+    data = ItemInput(
+        source=source, external_id=f"vid-{n}", kind=kind, subject_account_id=subject or f"v-{n}"
+    )
+    upload = SimpleUploadedFile(path.name, path.read_bytes())
+    item, _ = item_submit(data=data, upload=upload, actor=SystemActor("test"))
+    if item.media.hash_status == "pending":
+        media_hash(media_id=item.media.pk)
+    item.refresh_from_db()
+    return item

@@ -13,8 +13,11 @@ import pytest
 from django.utils import timezone
 from pypdf import PdfReader
 
-from moderation.media.synthetic import synthetic_jpeg, synthetic_png
+from core.audit import SystemActor
+from moderation.media.synthetic import synthetic_jpeg, synthetic_png, write_synthetic_video
+from moderation.media.video import hash_video, vpdq_format
 from moderation.models import Media, Reveal
+from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
 from reports.builder import (
     MediaInPacket,
     _refuse_media,
@@ -26,10 +29,10 @@ from reports.builder import validate_referral as schema_validate
 from reports.models import Destination, ReferralPacket
 from reports.packets import PacketError, packet_draft
 from tests.conftest import client_for
-from tests.moderation.factories import make_case
+from tests.moderation.factories import make_case, make_video_item
 from tests.reports.factories import drafted_packet, submitted_packet
 
-from .factories import download, ready_packet
+from .factories import download, police, ready_packet
 
 
 @pytest.mark.django_db
@@ -130,6 +133,50 @@ class NoImagesTests:
             content = archive.read(name)
             assert not looks_like_media(content), name
             assert raw[:64] not in content, name
+
+    def test_a_video_case_packet_carries_frame_hashes_and_segments_but_no_frame(
+        self, tmp_path: Path, moderator: Any, lead: Any
+    ) -> None:
+        listed = write_synthetic_video(tmp_path / "listed.mp4", 7, seconds=6)
+        frames = hash_video(listed).frames
+        hash_list, _ = hash_list_upsert(name="V", algorithm="vpdq", actor=SystemActor("test"))
+        imp = hash_import_create(
+            hash_list=hash_list,
+            content=vpdq_format(frames).encode(),
+            filename="v.txt",
+            actor=SystemActor("test"),
+        )
+        hash_import_run(import_id=imp.pk)
+        item = make_video_item(listed)
+        media = item.media
+        packet = packet_draft(
+            cases=[item.case],
+            destination=police(),
+            priority="urgent",
+            summary="synthetic",
+            actor=lead,
+            drafted_by=lead,
+        )
+        packet.approved_at = timezone.now()
+        files, _ = build_packet_zip(packet)
+        archive = zipfile.ZipFile(io.BytesIO(files))
+        document = json.loads(archive.read("referral.json"))
+        video = document["items"][0]["file"]["video"]
+        assert video["duration"] == 6.0 and len(video["frames"]) == 6
+        assert video["frames"][1] == {
+            "frame": frames[1].frame,
+            "timestamp": 1.0,
+            "quality": frames[1].quality,
+            "pdq": frames[1].pdq,
+        }
+        assert document["items"][0]["matches"][0]["segments"][0]["query_start"] == 0.0
+        thumbnails = [Path(f.thumbnail.path).read_bytes() for f in media.frames.all()]
+        raw = Path(media.file.path).read_bytes()
+        for name in archive.namelist():
+            content = archive.read(name)
+            assert not looks_like_media(content), name
+            assert raw[:64] not in content, name
+            assert not any(t[:64] in content for t in thumbnails), name
 
     def test_the_builder_refuses_binary_media_from_any_source(self) -> None:
         for data in (

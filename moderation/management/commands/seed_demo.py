@@ -23,7 +23,13 @@ from django.utils import timezone
 from core.audit import SystemActor
 from core.roles import ADMIN, MODERATOR, SAFETY_LEAD
 from moderation.media.hashing import compute_hashes
-from moderation.media.synthetic import synthetic_jpeg, synthetic_png
+from moderation.media.synthetic import (
+    synthetic_jpeg,
+    synthetic_png,
+    write_synthetic_gif,
+    write_synthetic_video,
+)
+from moderation.media.video import hash_video, vpdq_format
 from moderation.models import HashList, Item
 from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
 from moderation.services.intake import ItemInput, item_submit
@@ -39,6 +45,7 @@ DEMO_USERS = (
 )
 N_ITEMS = 60
 KNOWN_SEEDS = (3, 11, 19, 27)  # demo images whose hashes go into the synthetic lists
+VIDEO_SEED = 5  # the generated demo videos (see _videos)
 
 TEXTS = {
     "grooming": "Synthetic demo text: an adult account repeatedly asks a younger user to move "
@@ -64,6 +71,7 @@ class Command(BaseCommand):
         password = self._users()
         self._hash_lists()
         created = self._items(items)
+        created += self._videos()
         total = Item.objects.filter(source=SOURCE).count()
         self.stdout.write(
             self.style.SUCCESS(f"Demo data ready: {created} new items ({total} demo items in all).")
@@ -124,6 +132,84 @@ class Command(BaseCommand):
                 hash_list=hash_list, content=content, filename=f"{algorithm}.csv", actor=ACTOR
             )
             hash_import_run(import_id=imp.pk, actor=ACTOR)
+
+    def _videos(self) -> int:
+        """Generated videos (moving shapes and noise, never real content): one whose re-encode
+        is on the demo video list, one showing a listed still, one unrelated; and an animated
+        GIF. So the contact sheet, a video match and a frame match show in the demo."""
+        specs = [
+            ("demo-video-0", dict(seed=VIDEO_SEED, width=480, height=360, crf=30, logo=True)),
+            ("demo-video-1", dict(seed=VIDEO_SEED + 1)),
+            ("demo-video-2", dict(seed=VIDEO_SEED + 2)),
+        ]
+        created = 0
+        with tempfile.TemporaryDirectory() as tmp:
+            listed = write_synthetic_video(Path(tmp) / "listed.mp4", VIDEO_SEED, seconds=8)
+            frames = hash_video(listed).frames
+            hash_list, _ = hash_list_upsert(
+                name="Synthetic video list (demo)",
+                algorithm="vpdq",
+                actor=ACTOR,
+                provider=HashList.Provider.INTERNAL,
+                verified=True,
+            )
+            if not hash_list.hashes.exists():
+                imp = hash_import_create(
+                    hash_list=hash_list,
+                    content=vpdq_format(frames).encode(),
+                    filename="synthetic-demo-video.txt",
+                    actor=ACTOR,
+                    category="A",
+                )
+                hash_import_run(import_id=imp.pk, actor=ACTOR)
+            self._listed_still(Path(tmp))
+            for n, (external_id, options) in enumerate(specs):
+                if Item.objects.filter(source=SOURCE, external_id=external_id).exists():
+                    continue
+                seed = int(options.pop("seed"))
+                path = write_synthetic_video(
+                    Path(tmp) / f"{external_id}.mp4", seed, seconds=8, **options
+                )
+                created += self._submit_media(external_id, path, "video", f"acct-v{n}", "new_csam")
+            if not Item.objects.filter(source=SOURCE, external_id="demo-anim-0").exists():
+                gif = write_synthetic_gif(Path(tmp) / "demo-anim-0.gif", VIDEO_SEED + 3)
+                created += self._submit_media("demo-anim-0", gif, "image", "acct-v9", "new_csam")
+        return created
+
+    def _listed_still(self, tmp: Path) -> None:
+        """Put one frame of demo-video-1 on the demo PDQ list: a known still inside a video."""
+        still = hash_video(
+            write_synthetic_video(tmp / "still-source.mp4", VIDEO_SEED + 1, seconds=8)
+        ).frames[5]
+        hash_list = HashList.objects.get(name="Synthetic PDQ list (demo)")
+        if hash_list.hashes.filter(value=still.pdq).exists():
+            return
+        imp = hash_import_create(
+            hash_list=hash_list,
+            content=f"hash,category,metadata\n{still.pdq},A,\n".encode(),
+            filename="still.csv",
+            actor=ACTOR,
+        )
+        hash_import_run(import_id=imp.pk, actor=ACTOR)
+
+    def _submit_media(
+        self, external_id: str, path: Path, kind: str, account: str, category: str
+    ) -> int:
+        payload = ItemInput(
+            source=SOURCE,
+            external_id=external_id,
+            kind=kind,
+            category_hint=HarmCategory.objects.get(code=category),
+            subject_account_id=account,
+            subject_username=f"demo_{account}",
+            visibility=Item.Visibility.PRIVATE,
+            uk_linked=True,
+            reporter="demo-classifier",
+            note=f"Synthetic demo {kind} ({path.suffix[1:]}).",
+        )
+        upload = SimpleUploadedFile(path.name, path.read_bytes())
+        _, created = item_submit(data=payload, upload=upload, actor=ACTOR)
+        return int(created)
 
     @staticmethod
     def _image(seed: int) -> bytes:

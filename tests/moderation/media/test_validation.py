@@ -51,9 +51,11 @@ class SniffMimeTests:
         webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm"
         assert sniff_mime(webm) == "video/webm"
 
-    def test_it_does_not_mistake_heic_or_avif_for_mp4(self) -> None:
-        assert sniff_mime(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic") is None
-        assert sniff_mime(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1") is None
+    def test_it_tells_heic_and_avif_photos_from_mp4(self) -> None:
+        assert sniff_mime(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic") == "image/heic"
+        assert sniff_mime(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1") == "image/avif"
+        # A generic HEIF brand whose compatible brands say AV1: AVIF.
+        assert sniff_mime(b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avif") == "image/avif"
 
     def test_it_does_not_accept_matroska_that_is_not_webm(self) -> None:
         mkv = b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska"
@@ -151,9 +153,9 @@ class ValidateMediaRejectionTests:
         path = write(tmp_path, "damaged.png", bytes(data))
         assert rejection_code(path) == "corrupt"
 
-    def test_it_refuses_heic_as_unsupported(self, tmp_path: Path) -> None:
+    def test_a_heic_whose_header_cannot_be_read_is_refused_as_corrupt(self, tmp_path: Path) -> None:
         path = write(tmp_path, "photo.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
-        assert rejection_code(path) == "unsupported_type"
+        assert rejection_code(path) == "corrupt"
 
 
 class MediaRejectedTests:

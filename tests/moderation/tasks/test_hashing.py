@@ -17,8 +17,9 @@ from rest_framework.test import APIClient
 
 from core.audit import SystemActor
 from core.models import AuditEvent
-from moderation.media.synthetic import synthetic_jpeg, synthetic_png
-from moderation.models import Item, Match, Media
+from moderation.media.synthetic import synthetic_jpeg, synthetic_png, write_synthetic_video
+from moderation.media.video import hash_video, vpdq_format
+from moderation.models import Item, Match, Media, MediaFrame
 from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
 from moderation.tasks.hashing import sweep_stuck_media_task
 from tests.services import require_redis
@@ -132,3 +133,58 @@ class RealWorkerTests:
         assert set(hashed.values()) == {1}  # each result recorded exactly once
         assert len(hashed) == len(ids)
         assert not Match.objects.exists()
+
+
+class RealWorkerVideoTests:
+    def test_a_submitted_video_is_frame_hashed_and_matched_against_image_and_video_lists(
+        self,
+        start_worker: Callable[..., WorkerProcess],
+        platform_client: APIClient,
+        tmp_path: Any,
+    ) -> None:
+        """An MP4 on a real worker (its decoder in a child process): frame hashes stored, a
+        known still found inside it and the listed video it re-encodes found, the case raised;
+        an unrelated video matches nothing."""
+        listed = write_synthetic_video(tmp_path / "listed.mp4", 31, seconds=8)
+        frames = hash_video(listed).frames
+        actor = SystemActor("test")
+        images, _ = hash_list_upsert(name="Stills", algorithm="pdq", actor=actor)
+        images.hashes.create(value=frames[3].pdq, category="B")
+        videos, _ = hash_list_upsert(name="Videos", algorithm="vpdq", actor=actor)
+        imp = hash_import_create(
+            hash_list=videos,
+            filename="listed.txt",
+            actor=actor,
+            content=vpdq_format(frames).encode(),
+        )
+        hash_import_run(import_id=imp.pk)
+        upload = write_synthetic_video(
+            tmp_path / "upload.mp4", 31, seconds=8, width=480, height=360, crf=32, logo=True
+        )
+        other = write_synthetic_video(tmp_path / "other.mp4", 77, seconds=8)
+        worker = start_worker()
+        for name, path in (("v-1", upload), ("v-2", other)):
+            response = platform_client.post(
+                "/api/v1/items",
+                {
+                    "source": "acme",
+                    "external_id": name,
+                    "kind": "video",
+                    "subject_account_id": name,
+                    "media": SimpleUploadedFile(path.name, path.read_bytes()),
+                },
+                format="multipart",
+            )
+            assert response.status_code == 201, response.content
+        wait_for(_all_hashed, message=f"video hashing by the worker\n{worker.output()}")
+        matched = Media.objects.get(item__external_id="v-1")
+        assert matched.duration == 8.0 and MediaFrame.objects.filter(media=matched).count() == 8
+        assert sorted(Match.objects.filter(media=matched).values_list("algorithm", flat=True)) == [
+            "pdq",
+            "vpdq",
+        ]
+        assert matched.item.case.category.code == "known_csam"
+        unrelated = Media.objects.get(item__external_id="v-2")
+        assert (
+            unrelated.hash_status == "done" and not Match.objects.filter(media=unrelated).exists()
+        )

@@ -27,9 +27,14 @@ class SeedDemoTests:
         assert Item.objects.count() >= 50
         hinted = set(Item.objects.values_list("category_hint__code", flat=True))
         assert hinted == set(HarmCategory.objects.values_list("code", flat=True))
-        assert HashList.objects.filter(name__startswith="Synthetic").count() == 2
+        assert HashList.objects.filter(name__startswith="Synthetic").count() == 3
         assert Media.objects.filter(hash_status="done").count() == Media.objects.count() > 0
         assert Match.objects.exists()  # some generated images are in the synthetic lists
+        # The generated demo videos: one matches the demo video list, one shows a listed still.
+        videos = Media.objects.filter(kind="video")
+        assert videos.count() == 3 and all(v.frames.exists() for v in videos)
+        assert Match.objects.filter(media__in=videos, algorithm="vpdq").exists()
+        assert Match.objects.filter(media__in=videos, algorithm="pdq").exists()
         assert Case.objects.filter(category__code="known_csam").exists()
 
     def test_a_second_run_adds_nothing(self, settings: Any) -> None:

@@ -1,0 +1,461 @@
+"""Video and animated images as frame hashes: Meta's vPDQ, decoded in a child process.
+
+vPDQ (``facebook/ThreatExchange``, ``vpdq/``) hashes a video as the PDQ hashes of frames sampled
+at an interval, each with its frame number, quality and timestamp. This module computes the same
+frames with PyAV (FFmpeg inside its wheel) and the project's numpy PDQ
+(:func:`moderation.media.hashing.pdq_from_luma`, bit-identical to ``pdqhash``):
+
+1. Frames are chosen as the reference does: decoded frames are numbered in presentation order
+   from 0; frame ``n`` is hashed when ``n % int(seconds_per_hash * fps) == 0``, with ``fps`` the
+   stream's average frame rate (its real base rate when that is unknown). Its timestamp is
+   ``n / fps``.
+2. Each chosen frame is converted to RGB24 at its full size with swscale's area filter (as the
+   reference's ``sws_scale(..., SWS_AREA)``), to float luma ``0.299 R + 0.587 G + 0.114 B``
+   (the reference's ``fillFloatLumaFromRGB``), and hashed with PDQ at that size.
+3. Speed, without changing a single hash: only chosen frames are converted to RGB (the naive
+   pipeline converts every frame), and for codecs whose non-reference frames nothing else
+   depends on (H.264, HEVC, MPEG-4), the decoder skips the non-reference frames that are not
+   chosen — their numbers come from the packets' presentation timestamps, read in a first pass
+   over the container that decodes nothing. ``benchmarks/VIDEO.md`` has the figures.
+
+Animated GIF, WebP and PNG are hashed the same way from Pillow's frames: the frame on screen at
+``0, s, 2s, …`` seconds (``s = seconds_per_hash``) by the frames' durations.
+
+Hostile files: decoding runs in a child process (:func:`hash_video_isolated`) with an address
+space limit, a CPU-time limit and a wall-clock timeout, so a decoder crash, a decompression bomb
+or an endless stream ends that child — never the worker — and becomes a :class:`VideoError`.
+Limits on duration, frames and pixels per frame are checked from the container's header before
+any frame is decoded.
+
+A library: no Django. ``python -m moderation.media.video FILE`` is the child's entry point.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageSequence
+
+from .formats import register as register_formats
+from .hashing import hamming_hex, pdq_from_luma
+
+# Codecs whose non-reference frames no other frame is predicted from: skipping the ones we
+# don't hash leaves every other decoded frame bit-identical (tests check it per codec).
+_SKIP_NONREF_CODECS = frozenset({"h264", "hevc", "mpeg4"})
+# The reference's luma weights (pdqhashing.cpp, fillFloatLumaFromRGB).
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+THUMBNAIL_SIZE = 320  # long side of a contact-sheet frame, JPEG
+
+
+class VideoError(Exception):
+    """The file could not be hashed as a video (unreadable, hostile, or over a limit). The
+    message is safe to store: it never contains file content."""
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    max_seconds: float = 30 * 60
+    max_frames: int = 30 * 60 * 120
+    max_pixels: int = 4096 * 2304
+    max_hashed_frames: int = 7200
+    memory_bytes: int = 2 * 1024**3
+    cpu_seconds: int = 600
+    timeout_seconds: float = 900.0
+    thumbnails: int = 60
+
+
+@dataclass(frozen=True)
+class FrameHash:
+    frame: int
+    timestamp: float
+    quality: int
+    pdq: str
+
+    def vpdq_line(self) -> str:
+        """One line of Meta's vpdq text format: ``frame,quality,pdq,timestamp``."""
+        return f"{self.frame},{self.quality},{self.pdq},{self.timestamp:.3f}"
+
+
+@dataclass
+class VideoHashes:
+    """What a video (or an animated image) hashes to, and what the console shows of it."""
+
+    duration: float
+    width: int
+    height: int
+    codec: str
+    frame_rate: float
+    frame_count: int
+    frames: list[FrameHash]
+    # Frame number -> small JPEG of that frame, for the contact sheet (an evenly spaced subset
+    # of the hashed frames). Kept in private storage; never leaves the system.
+    thumbnails: dict[int, bytes] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("thumbnails")
+        return data
+
+
+# ---------------------------------------------------------------------------------------------
+# vpdq text format
+
+
+def vpdq_format(frames: list[FrameHash]) -> str:
+    return "".join(f"{f.vpdq_line()}\n" for f in frames)
+
+
+def parse_vpdq(text: str) -> list[FrameHash]:
+    """Frames from Meta's vpdq text format; raises ValueError naming the first bad line."""
+    frames = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(",")
+        try:
+            if len(parts) < 4:
+                raise ValueError("expected frame,quality,pdq,timestamp")
+            frame, quality, pdq, timestamp = int(parts[0]), int(parts[1]), parts[2], parts[3]
+            pdq = pdq.strip().lower()
+            if len(pdq) != 64 or any(c not in "0123456789abcdef" for c in pdq):
+                raise ValueError("the pdq field is not 64 hex characters")
+            if not 0 <= quality <= 100 or frame < 0:
+                raise ValueError("frame must be >= 0 and quality 0-100")
+            frames.append(FrameHash(frame, round(float(timestamp), 3), quality, pdq))
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from None
+    if not frames:
+        raise ValueError("no frames")
+    return frames
+
+
+def prune_frames(frames: list[FrameHash], distance: int) -> list[FrameHash]:
+    """vPDQ's optional pruning: drop each frame within ``distance`` bits of the last kept one."""
+    kept: list[FrameHash] = []
+    for frame in frames:
+        if not kept or hamming_hex(frame.pdq, kept[-1].pdq) > distance:
+            kept.append(frame)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32) @ _LUMA
+
+
+def _thumbnail(rgb: np.ndarray) -> bytes:
+    image = Image.fromarray(rgb)
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=70)
+    return out.getvalue()
+
+
+def _thumbnail_every(hashed: int, wanted: int) -> int:
+    return max(1, -(-hashed // max(1, wanted)))
+
+
+def _frame_rate(stream: Any) -> Fraction:
+    for rate in (stream.average_rate, stream.base_rate, stream.guessed_rate):
+        if rate:
+            return Fraction(rate)
+    raise VideoError("the video stream declares no frame rate")
+
+
+def hash_video(
+    path: str | os.PathLike[str],
+    *,
+    seconds_per_hash: float = 1.0,
+    limits: VideoLimits = VideoLimits(),
+    skip_nonref: bool = True,
+) -> VideoHashes:
+    """vPDQ frame hashes of a video file, in this process (see the module docstring).
+
+    ``skip_nonref=False`` decodes every frame (the reference's behaviour; tests compare both).
+    Raises :class:`VideoError`.
+    """
+    import av  # the FFmpeg binding is loaded only where videos are decoded
+
+    try:
+        container = av.open(os.fspath(path), options={"probesize": "5000000"})
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(f"not a readable video: {type(exc).__name__}") from None
+    with container:
+        if not container.streams.video:
+            raise VideoError("the file has no video stream")
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width < 1 or height < 1:
+            raise VideoError("the video declares no picture size")
+        if width * height > limits.max_pixels:
+            raise VideoError(
+                f"frames of {width}x{height} pixels, more than the {limits.max_pixels:,} allowed"
+            )
+        fps = _frame_rate(stream)
+        frame_mod = max(1, int(seconds_per_hash * float(fps)))
+
+        # First pass: every video packet's presentation time, without decoding.
+        try:
+            pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"the container is damaged: {type(exc).__name__}") from None
+        if not pts:
+            raise VideoError("the video stream holds no frames")
+        if len(pts) > limits.max_frames:
+            raise VideoError(f"{len(pts):,} frames, more than the {limits.max_frames:,} allowed")
+        time_base = stream.time_base or Fraction(1, 1)
+        duration = float((max(pts) - min(pts)) * time_base) + 1 / float(fps)
+        if duration > limits.max_seconds:
+            raise VideoError(
+                f"{duration:.0f} s long, more than the {limits.max_seconds:.0f} s allowed"
+            )
+        ordered = sorted(pts)
+        unique = len(set(ordered)) == len(ordered)
+        index = {p: i for i, p in enumerate(ordered)} if unique else {}
+        chosen = {p for i, p in enumerate(ordered) if i % frame_mod == 0}
+        hashed_total = -(-len(ordered) // frame_mod)
+        if hashed_total > limits.max_hashed_frames:
+            raise VideoError(
+                f"{hashed_total:,} frames to hash, more than the {limits.max_hashed_frames:,} "
+                "allowed"
+            )
+        thumb_every = _thumbnail_every(hashed_total, limits.thumbnails)
+        skipping = skip_nonref and unique and codec in _SKIP_NONREF_CODECS
+
+        container.seek(0)
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        context.thread_type = "SLICE"  # frame threads would reorder the per-packet skip switch
+        frames: list[FrameHash] = []
+        thumbnails: dict[int, bytes] = {}
+        decoded = 0
+        try:
+            for packet in container.demux(stream):
+                if skipping:
+                    context.skip_frame = (
+                        "DEFAULT" if packet.pts is None or packet.pts in chosen else "NONREF"
+                    )
+                for frame in packet.decode():
+                    number = index.get(frame.pts, -1) if unique else decoded
+                    decoded += 1
+                    if number < 0 or number % frame_mod:
+                        continue
+                    rgb = frame.to_ndarray(format="rgb24", interpolation="AREA")
+                    pdq, quality = pdq_from_luma(_luma(rgb))
+                    frames.append(FrameHash(number, round(number / float(fps), 3), quality, pdq))
+                    if (len(frames) - 1) % thumb_every == 0:
+                        thumbnails[number] = _thumbnail(rgb)
+        except av.error.FFmpegError as exc:
+            # The reference stops at a frame that fails to decode; so do we, and say where.
+            if not frames:
+                raise VideoError(f"no frame could be decoded: {type(exc).__name__}") from None
+            raise VideoError(
+                f"decoding failed after {len(frames)} hashed frames: {type(exc).__name__}"
+            ) from None
+        if not frames:
+            raise VideoError("no frame could be decoded")
+        frames.sort(key=lambda f: f.frame)
+        return VideoHashes(
+            duration=round(duration, 3),
+            width=width,
+            height=height,
+            codec=codec,
+            frame_rate=round(float(fps), 3),
+            frame_count=len(ordered),
+            frames=frames,
+            thumbnails=thumbnails,
+        )
+
+
+def is_animated(path: str | os.PathLike[str]) -> bool:
+    register_formats()
+    try:
+        with Image.open(path) as image:
+            return bool(getattr(image, "is_animated", False)) and image.format in (
+                "GIF",
+                "WEBP",
+                "PNG",
+            )
+    except Exception:  # noqa: BLE001 — not an image Pillow knows: not an animated one
+        return False
+
+
+def hash_animation(
+    path: str | os.PathLike[str],
+    *,
+    seconds_per_hash: float = 1.0,
+    limits: VideoLimits = VideoLimits(),
+) -> VideoHashes:
+    """vPDQ-style frame hashes of an animated GIF, WebP or PNG: the frame on screen at every
+    ``seconds_per_hash`` seconds (frame numbers are the animation's own)."""
+    with Image.open(path) as image:
+        width, height = image.size
+        if width * height > limits.max_pixels:
+            raise VideoError(f"frames of {width}x{height} pixels, more than allowed")
+        count = getattr(image, "n_frames", 1)
+        if count > limits.max_frames:
+            raise VideoError(f"{count:,} frames, more than the {limits.max_frames:,} allowed")
+        # Whole milliseconds, as the formats store them: no float drift adds a sample at the end.
+        durations = [
+            max(10, int(frame.info.get("duration") or 100))
+            for frame in ImageSequence.Iterator(image)
+        ]
+        starts = np.concatenate([[0], np.cumsum(durations)[:-1]]).astype(np.int64)
+        total_ms = int(sum(durations))
+        total = total_ms / 1000
+        if total > limits.max_seconds:
+            raise VideoError(f"{total:.0f} s long, more than the {limits.max_seconds:.0f} s")
+        step_ms = max(1, round(seconds_per_hash * 1000))
+        marks = range(0, total_ms, step_ms)
+        wanted = sorted({int(np.searchsorted(starts, t, side="right") - 1) for t in marks})
+        thumb_every = _thumbnail_every(len(wanted), limits.thumbnails)
+        frames: list[FrameHash] = []
+        thumbnails: dict[int, bytes] = {}
+        for position, number in enumerate(wanted):
+            image.seek(number)
+            rgb = np.asarray(image.convert("RGB"))
+            pdq, quality = pdq_from_luma(_luma(rgb))
+            frames.append(FrameHash(number, round(int(starts[number]) / 1000, 3), quality, pdq))
+            if position % thumb_every == 0:
+                thumbnails[number] = _thumbnail(rgb)
+        return VideoHashes(
+            duration=round(total, 3),
+            width=width,
+            height=height,
+            codec=str(image.format).lower(),
+            frame_rate=round(count / total, 3) if total else 0.0,
+            frame_count=count,
+            frames=frames,
+            thumbnails=thumbnails,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The child process
+
+
+def _limit_child(limits: VideoLimits) -> None:  # pragma: no cover - runs in the child
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def hash_video_isolated(
+    path: str | os.PathLike[str],
+    *,
+    seconds_per_hash: float = 1.0,
+    limits: VideoLimits = VideoLimits(),
+    animated: bool = False,
+) -> VideoHashes:
+    """:func:`hash_video` (or :func:`hash_animation`) in a child process with hard limits.
+
+    The child writes the hashes as JSON and the thumbnails as files into a private temporary
+    directory; whatever happens to it — a crash, the memory or CPU limit, the timeout — this
+    process only sees a :class:`VideoError`.
+    """
+    root = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory(prefix="vpdq-") as workdir:
+        command = [
+            sys.executable,
+            "-m",
+            "moderation.media.video",
+            os.fspath(path),
+            "--out",
+            workdir,
+            "--seconds-per-hash",
+            str(seconds_per_hash),
+            "--limits",
+            json.dumps(asdict(limits)),
+        ]
+        if animated:
+            command.append("--animated")
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        }
+        # Numerical libraries: one thread, the worker's core is the budget.
+        env.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+        try:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                timeout=limits.timeout_seconds,
+                preexec_fn=lambda: _limit_child(limits),
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise VideoError(
+                f"decoding took longer than {limits.timeout_seconds:.0f} s and was stopped"
+            ) from None
+        out = Path(workdir)
+        if result.returncode != 0:
+            message = (out / "error.txt").read_text() if (out / "error.txt").exists() else ""
+            if not message:
+                signal = -result.returncode if result.returncode < 0 else None
+                message = (
+                    f"the decoder was stopped by signal {signal} (a limit, or a crash)"
+                    if signal
+                    else "the decoder failed"
+                )
+            raise VideoError(message[:500])
+        data = json.loads((out / "hashes.json").read_text())
+        frames = [FrameHash(**f) for f in data.pop("frames")]
+        thumbnails = {int(p.stem): p.read_bytes() for p in out.glob("*.jpg") if p.stem.isdigit()}
+        return VideoHashes(**data, frames=frames, thumbnails=thumbnails)
+
+
+def _child_main(argv: list[str]) -> int:  # pragma: no cover - runs in the child
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m moderation.media.video")
+    parser.add_argument("path")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seconds-per-hash", type=float, default=1.0)
+    parser.add_argument("--limits", default="{}")
+    parser.add_argument("--animated", action="store_true")
+    args = parser.parse_args(argv)
+    limits = VideoLimits(**json.loads(args.limits))
+    out = Path(args.out)
+    try:
+        if args.animated:
+            result = hash_animation(
+                args.path, seconds_per_hash=args.seconds_per_hash, limits=limits
+            )
+        else:
+            result = hash_video(args.path, seconds_per_hash=args.seconds_per_hash, limits=limits)
+    except VideoError as exc:
+        (out / "error.txt").write_text(str(exc))
+        return 2
+    except MemoryError:
+        (out / "error.txt").write_text("the decoder ran out of its memory limit")
+        return 3
+    for number, jpeg in result.thumbnails.items():
+        (out / f"{number}.jpg").write_bytes(jpeg)
+    (out / "hashes.json").write_text(json.dumps(result.as_json()))
+    return 0
+
+
+def iter_frames_json(result: VideoHashes) -> Iterator[dict[str, Any]]:
+    for frame in result.frames:
+        yield asdict(frame)
+
+
+if __name__ == "__main__":  # pragma: no cover - the child process
+    sys.exit(_child_main(sys.argv[1:]))
