@@ -164,3 +164,22 @@ class MediaRejectedTests:
         assert exc.code == "too_large"
         assert exc.message == "The file is too large."
         assert str(exc) == "The file is too large."
+
+
+class PhonePhotoTests:
+    """HEIC and AVIF: accepted from their header, with the same pixel cap as every image."""
+
+    @pytest.mark.parametrize(("suffix", "mime"), [("heic", "image/heic"), ("avif", "image/avif")])
+    def test_a_heic_or_avif_photo_is_accepted_with_its_size(
+        self, tmp_path: Path, suffix: str, mime: str
+    ) -> None:
+        path = tmp_path / f"photo.{suffix}"
+        synthetic_image(8, 400, 300).save(path, quality=90)
+        assert validate(path) == SniffResult(mime=mime, kind="image", width=400, height=300)
+
+    def test_a_heic_with_more_pixels_than_allowed_is_refused_before_decoding(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "big.heic"
+        synthetic_image(8, 400, 300).save(path, quality=90)
+        assert rejection_code(path, max_pixels=400 * 300 - 1) == "decompression_bomb"
