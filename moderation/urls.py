@@ -20,6 +20,7 @@ urlpatterns = [
     path("cases/<int:pk>/restrict", cases.restrict, name="restrict"),
     path("cases/<int:pk>/immediate-risk", escalations.mark_immediate_risk, name="immediate_risk"),
     path("media/<int:media_id>", cases.media_view, name="media"),
+    path("media/<int:media_id>/frames/<int:frame_id>", cases.media_frame, name="media_frame"),
     path("escalations/", escalations.board, name="escalations"),
     path("escalations/<int:pk>/", escalations.detail, name="escalation"),
     path(

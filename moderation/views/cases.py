@@ -1,7 +1,10 @@
 """The case review page and its actions: review (media hidden by default), reveal with a
-reason, the audited media view, decide, release, renew the lease, reassign, restrict."""
+reason, the audited media and contact-sheet frame views, decide, release, renew the lease,
+reassign, restrict."""
 
 from __future__ import annotations
+
+from typing import Any, BinaryIO
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -14,18 +17,20 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.pages import refusal_as_json, refusal_redirects_to
 from moderation.forms import DecisionForm
-from moderation.models import Case, Decision, Media
+from moderation.models import Case, Decision, Media, MediaFrame
 from moderation.selectors import case_detail, case_visible_to
 from moderation.services.cases import case_restrict
 from moderation.services.exposure import (
     MediaWithheld,
     exposure_for,
+    media_frame_open_for_view,
     media_open_for_view,
     media_reveal,
 )
 from moderation.services.queue import case_reassign, case_release, case_renew_lease
 from moderation.services.review import decision_record
 from moderation.views.queue import claim_next
+from moderation.views.video import ItemReview, video_review
 from principles.models import HarmCategory
 
 
@@ -36,6 +41,15 @@ def get_case_for_user_or_404(request: HttpRequest, pk: int) -> Case:
         return case_detail(user=request.user, pk=pk)
     except Case.DoesNotExist:
         raise Http404("No such case") from None
+
+
+def _item_reviews(case: Case) -> list[ItemReview]:
+    reviews = []
+    for item in case.items.all():
+        media = getattr(item, "media", None)
+        video = video_review(media) if media is not None and media.has_frames else None
+        reviews.append(ItemReview(item, video))
+    return reviews
 
 
 @never_cache
@@ -58,6 +72,7 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "nav": "queue",
             "case": case,
+            "items": _item_reviews(case),
             "held": held,
             "exposure": exposure_for(request.user),
             "decision_form": DecisionForm(
@@ -74,19 +89,55 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("moderation.reveal_media", raise_exception=True)
 @refusal_as_json
 def reveal(request: HttpRequest, pk: int, media_id: int) -> JsonResponse:
+    """Reveal a case's media — or, with `frame`, one frame of a video's contact sheet — with a
+    reason; answer the URL that serves it for the next few minutes."""
     case = get_case_for_user_or_404(request, pk)
     media = get_object_or_404(Media.objects.select_related("item"), pk=media_id, item__case=case)
-    media_reveal(media=media, case=case, user=request.user, reason=request.POST.get("reason", ""))
-    exposure = exposure_for(request.user)
-    return JsonResponse(
-        {
-            "url": reverse("moderation:media", args=[media.pk]),
-            "mime": media.mime,
-            "kind": media.kind,
-            "reveals_today": exposure.reveals_today,
-            "needs_break": exposure.needs_break,
-        }
+    frame = None
+    frame_id = request.POST.get("frame", "")
+    if frame_id:
+        if not frame_id.isdigit():
+            raise Http404("No such frame")
+        frame = get_object_or_404(MediaFrame, pk=int(frame_id), media=media)
+    media_reveal(
+        media=media,
+        case=case,
+        user=request.user,
+        reason=request.POST.get("reason", ""),
+        frame=frame,
     )
+    exposure = exposure_for(request.user)
+    body: dict[str, Any] = {
+        "url": reverse("moderation:media", args=[media.pk]),
+        "mime": media.mime,
+        "kind": media.kind,
+        "reveals_today": exposure.reveals_today,
+        "needs_break": exposure.needs_break,
+    }
+    if frame is not None:
+        body.update(
+            url=reverse("moderation:media_frame", args=[media.pk, frame.pk]),
+            mime="image/jpeg",
+            kind="frame",
+            frame=frame.pk,
+        )
+    return JsonResponse(body)
+
+
+def _evidence_response(handle: BinaryIO, content_type: str) -> FileResponse:
+    """Evidence bytes for the page to show and forget: never cached, never sniffed as another
+    type, shown inline, and sandboxed if opened as a document of its own."""
+    response = FileResponse(handle, content_type=content_type)
+    response["Cache-Control"] = "no-store, private, max-age=0"
+    response["Content-Disposition"] = "inline"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+def _case_of_media_visible(request: HttpRequest, media: Media) -> bool:
+    case_id = media.item.case_id
+    return case_id is not None and case_visible_to(request.user).filter(pk=case_id).exists()
 
 
 @never_cache
@@ -96,22 +147,32 @@ def media_view(request: HttpRequest, media_id: int) -> FileResponse:
     """The only way media bytes leave the system: authenticated, case-visible, just revealed,
     re-verified against the custody hash, audited, and never cached."""
     media = get_object_or_404(Media.objects.select_related("item"), pk=media_id)
-    if (
-        media.item.case_id is None
-        or not case_visible_to(request.user).filter(pk=media.item.case_id).exists()
-    ):
+    if not _case_of_media_visible(request, media):
         raise Http404("No such media")
     try:
         handle = media_open_for_view(media=media, user=request.user)
     except MediaWithheld as exc:
         # Withheld media is "not found" to the browser, like media the user may not see.
         raise Http404(exc.message) from None
-    response = FileResponse(handle, content_type=media.mime)
-    response["Cache-Control"] = "no-store, private, max-age=0"
-    response["Content-Disposition"] = "inline"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return _evidence_response(handle, media.mime)
+
+
+@never_cache
+@require_GET
+@permission_required("moderation.reveal_media", raise_exception=True)
+def media_frame(request: HttpRequest, media_id: int, frame_id: int) -> FileResponse:
+    """One contact-sheet frame of a video, as the media view serves the file: case-visible,
+    revealed by this user just now (that frame or the whole video), audited, never cached."""
+    frame = get_object_or_404(
+        MediaFrame.objects.select_related("media__item"), pk=frame_id, media_id=media_id
+    )
+    if not _case_of_media_visible(request, frame.media):
+        raise Http404("No such frame")
+    try:
+        handle = media_frame_open_for_view(frame=frame, user=request.user)
+    except MediaWithheld as exc:
+        raise Http404(exc.message) from None
+    return _evidence_response(handle, "image/jpeg")
 
 
 @require_POST

@@ -70,6 +70,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/login/"): (200, 302, 302, 302, 302),
     ("GET", "/logout/"): (302, 405, 405, 405, 405),
     ("GET", "/media/1"): (302, 403, 404, 404, 404),
+    ("GET", "/media/1/frames/1"): (302, 403, 404, 404, 404),
     ("GET", "/principles/"): (302, 403, 200, 200, 200),
     ("GET", "/principles/1/"): (302, 403, 200, 200, 200),
     ("GET", "/queue/"): (302, 403, 200, 200, 200),
