@@ -12,6 +12,10 @@ from django.utils import timezone
 
 from principles.models import DEFAULT_SLA, HarmCategory, Priority
 
+# Meta's guidance: PDQ hashes of quality below 50 are not reliable for matching (flat images give
+# near-constant hashes that match each other). The default floor of every list.
+PDQ_QUALITY_FLOOR = 50
+
 
 def evidence_path(instance: Media, filename: str) -> str:
     # The original file name is kept in a field, never in the path: names can carry content
@@ -330,6 +334,8 @@ class Media(models.Model):
     sha1 = models.CharField(max_length=40, blank=True, db_index=True)
     pdq = models.CharField(max_length=64, blank=True)
     pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The PDQ hashes of the image rotated and mirrored (moderation.media.hashing.DIHEDRAL[1:]).
+    pdq_dihedral = models.JSONField(default=list, blank=True)
     phash = models.CharField(max_length=16, blank=True)
     dhash = models.CharField(max_length=16, blank=True)
     exif = models.JSONField(default=dict, blank=True)
@@ -365,6 +371,12 @@ class Media(models.Model):
 
     def __str__(self) -> str:
         return f"Media {self.pk} ({self.mime}, {self.sha256[:12]}…)"
+
+    @property
+    def low_quality_pdq(self) -> bool:
+        """Too flat or featureless for PDQ to be trusted (Meta: quality below 50): not matched
+        perceptually; exact digests still are."""
+        return self.pdq_quality is not None and self.pdq_quality < PDQ_QUALITY_FLOOR
 
     @property
     def has_frames(self) -> bool:
@@ -496,7 +508,17 @@ class HashList(models.Model):
     # matches when at least listed_percent of the listed video's frames and query_percent of
     # the query's frames find a frame within `threshold`.
     min_quality = models.PositiveSmallIntegerField(
-        default=50, help_text="Frames of lower PDQ quality are not compared (0-100)."
+        default=PDQ_QUALITY_FLOOR,
+        help_text="Media and frames of lower PDQ quality are not matched perceptually (0-100).",
+    )
+    match_dihedral = models.BooleanField(
+        default=True,
+        help_text="PDQ: also match rotated (90/180/270) and mirrored copies.",
+    )
+    match_low_quality = models.BooleanField(
+        default=False,
+        help_text="Also match list entries flagged low-quality at import (low entropy, or a "
+        "low-quality source).",
     )
     listed_percent = models.FloatField(
         default=80.0, help_text="vPDQ: share of the listed video's frames that must match."
@@ -539,6 +561,9 @@ class KnownHash(models.Model):
         max_length=32, blank=True, help_text="The provider's category, e.g. IWF A/B/C."
     )
     metadata = models.JSONField(default=dict, blank=True)
+    # Flagged at import: a low-entropy hash (a flat or near-uniform image) or one from a source
+    # that rated it low-quality; not matched perceptually unless the list opts in.
+    low_quality = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -625,6 +650,9 @@ class Match(models.Model):
     # ([{"query_start", "query_end", "listed_start", "listed_end"}], seconds) and the shares
     # of frames matched.
     segments = models.JSONField(default=list, blank=True)
+    # PDQ: the media is the listed image rotated or mirrored this way
+    # (moderation.media.hashing.DIHEDRAL; blank when it matched as it is).
+    transform = models.CharField(max_length=16, blank=True)
     query_percent = models.FloatField(null=True, blank=True)
     listed_percent = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

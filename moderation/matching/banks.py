@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
@@ -23,6 +24,7 @@ from threading import Lock
 import numpy as np
 from django.conf import settings
 
+from ..media.hashing import DIHEDRAL
 from ..models import HashList, KnownFrame, KnownHash
 from .index import HammingIndex, hex_to_codes
 from .vpdq import Segment, match_videos, runs
@@ -38,6 +40,8 @@ class Candidate:
     segments: tuple[Segment, ...] = ()
     query_percent: float | None = None
     listed_percent: float | None = None
+    # PDQ: how the media is turned or mirrored relative to the listed image ("" if it isn't).
+    transform: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,10 @@ def _build(hash_list: HashList, directory: Path) -> None:
             "key": np.array([keys.setdefault(f[1], len(keys)) for f in frames], dtype=np.int64),
         }
     else:
-        rows = list(
-            KnownHash.objects.filter(hash_list=hash_list).order_by("id").values_list("id", "value")
-        )
+        entries = KnownHash.objects.filter(hash_list=hash_list)
+        if not hash_list.match_low_quality:
+            entries = entries.filter(low_quality=False)
+        rows = list(entries.order_by("id").values_list("id", "value"))
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     bits = HashList.BITS[hash_list.algorithm]
     codes = (
@@ -149,14 +154,37 @@ def _video_sizes(frames: dict[str, np.ndarray], min_quality: int) -> dict[int, i
     return dict(zip(videos.tolist(), counts.tolist(), strict=True))
 
 
-def match_perceptual(value: str, hash_list: HashList) -> list[Candidate]:
+_INVERSE = {"rotate90": "rotate270", "rotate270": "rotate90"}  # the others undo themselves
+
+
+def match_perceptual(
+    value: str, hash_list: HashList, *, dihedral: Sequence[str] = ()
+) -> list[Candidate]:
+    """Listed hashes within the list's threshold of ``value``; for a PDQ list that matches
+    rotations and mirrors, also of each of the media's ``dihedral`` hashes (DIHEDRAL[1:]),
+    keeping for each listed hash its nearest form (the media as it is on a tie)."""
     if not value:
         return []
     bank = bank_load(hash_list)
-    hits = bank.index.search(value, hash_list.threshold)
+    queries = [value]
+    if hash_list.algorithm == HashList.Algorithm.PDQ and hash_list.match_dihedral:
+        queries += [d for d in dihedral if d]
+    best: dict[int, tuple[int, int]] = {}  # listed row -> (distance, form)
+    for form, hits in enumerate(bank.index.search_many(queries, hash_list.threshold)):
+        for row, distance in hits:
+            if row not in best or distance < best[row][0]:
+                best[row] = (distance, form)
     return [
-        Candidate(hash_list.pk, int(bank.ids[row]), hash_list.algorithm, int(distance))
-        for row, distance in hits
+        Candidate(
+            hash_list.pk,
+            int(bank.ids[row]),
+            hash_list.algorithm,
+            int(distance),
+            # The media's form that matched undoes the copy's turn: a copy turned 90 degrees
+            # matches in its 270-degree form. Record what the copy is: the inverse.
+            transform=_INVERSE.get(DIHEDRAL[form], DIHEDRAL[form]) if form else "",
+        )
+        for row, (distance, form) in sorted(best.items(), key=lambda kv: (kv[1], kv[0]))
     ]
 
 
@@ -177,12 +205,29 @@ def match_exact(digests: dict[str, str], lists: list[HashList]) -> list[Candidat
     return out
 
 
-def match_all(hashes: dict[str, str], *, only_list: HashList | None = None) -> list[Candidate]:
-    """Every match of one media's hashes against the enabled lists (or one list)."""
+def match_all(
+    hashes: dict[str, str],
+    *,
+    pdq_quality: int | None = None,
+    pdq_dihedral: Sequence[str] = (),
+    only_list: HashList | None = None,
+) -> list[Candidate]:
+    """Every match of one media's hashes against the enabled lists (or one list).
+
+    Exact digests always; PDQ only when its quality reaches the list's floor (a flat image's
+    near-constant hash would match other flat images), then with rotations and mirrors if the
+    list asks for them; pHash and dHash as they are.
+    """
     lists = [only_list] if only_list is not None else list(HashList.objects.filter(enabled=True))
     candidates = match_exact(hashes, lists)
     for hl in lists:
-        if not hl.is_exact and hl.algorithm != HashList.Algorithm.VPDQ:
+        if hl.is_exact or hl.algorithm == HashList.Algorithm.VPDQ:
+            continue
+        if hl.algorithm == HashList.Algorithm.PDQ:
+            if pdq_quality is not None and pdq_quality < hl.min_quality:
+                continue
+            candidates.extend(match_perceptual(hashes.get("pdq", ""), hl, dihedral=pdq_dihedral))
+        else:
             candidates.extend(match_perceptual(hashes.get(hl.algorithm, ""), hl))
     return candidates
 

@@ -47,13 +47,16 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from moderation.media.validation import sniff_mime
 
 __all__ = [
+    "DIHEDRAL",
     "HashingError",
     "MediaHashes",
     "compute_hashes",
     "compute_hashes_naive",
     "file_digests",
     "hamming_hex",
+    "pdq_dihedral_from_luma",
     "pdq_from_luma",
+    "pdq_is_degenerate",
 ]
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: large enough that hashlib, not the Python loop, dominates.
@@ -108,11 +111,15 @@ class MediaHashes:
     width: int | None = None
     height: int | None = None
     exif: dict[str, str] = field(default_factory=dict)
+    # The PDQ hashes of the image rotated and mirrored (DIHEDRAL[1:]), for matching copies
+    # that were turned or flipped.
+    pdq_dihedral: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-serialisable dict (e.g. for a Celery result or a JSONField)."""
         data = asdict(self)
         data["exif"] = dict(self.exif)
+        data["pdq_dihedral"] = list(self.pdq_dihedral)
         return data
 
 
@@ -137,6 +144,19 @@ def file_digests(path: str | os.PathLike[str]) -> tuple[str, str, str]:
             md5.update(chunk)
             sha1.update(chunk)
     return sha256.hexdigest(), md5.hexdigest(), sha1.hexdigest()
+
+
+def pdq_is_degenerate(pdq: str) -> bool:
+    """A PDQ hash that carries little information: what flat or near-uniform images hash to.
+
+    PDQ sets the bits of the coefficients above their median, so a real hash has ~128 of its
+    256 bits set (exactly 127 or 128 unless coefficients tie, as they do in a flat image); and
+    a featureful image spreads them, so its 64 hex digits take many values. A hash with fewer
+    than 64 or more than 192 bits set, or fewer than 5 distinct hex digits, is degenerate. (A
+    uniformly random hash is 8 standard deviations from either popcount bound.)
+    """
+    bits = int(pdq, 16).bit_count()
+    return not 64 <= bits <= 192 or len(set(pdq.lower())) < 5
 
 
 def hamming_hex(a: str, b: str) -> int:
@@ -260,6 +280,14 @@ def pdq_from_luma(
     if width < _PDQ_MIN_HASHABLE_DIM or height < _PDQ_MIN_HASHABLE_DIM:
         return "0" * 64, 0
 
+    coefficients, quality = _pdq_coefficients(luma, width, height, scale)
+    return _pdq_bits(coefficients), quality
+
+
+def _pdq_coefficients(
+    luma: np.ndarray, width: int, height: int, scale: int
+) -> tuple[np.ndarray, int]:
+    """The 16x16 DCT coefficients of PDQ's 64x64 buffer, and the quality (steps 1-3)."""
     plane = np.asarray(luma, dtype=np.float32)
     row_weights = _pdq_axis_weights(height, scale)
     col_weights = _pdq_axis_weights(width, scale)
@@ -270,11 +298,70 @@ def pdq_from_luma(
     horizontal = np.trunc((buffer64[:, :-1] - buffer64[:, 1:]) * np.float32(100.0 / 255.0))
     gradient_sum = int(np.abs(vertical).sum() + np.abs(horizontal).sum())
     quality = min(100, gradient_sum // 90)
+    return _PDQ_DCT @ buffer64 @ _PDQ_DCT.T, quality
 
-    coefficients = (_PDQ_DCT @ buffer64 @ _PDQ_DCT.T).ravel()
-    median = np.partition(coefficients, 127)[127]
-    bits = coefficients > median
-    return np.packbits(bits[::-1]).tobytes().hex(), quality
+
+def _pdq_bits(coefficients: np.ndarray) -> str:
+    """Steps 4-5: bits above the median coefficient, as canonical hex."""
+    flat = coefficients.ravel()
+    median = np.partition(flat, 127)[127]
+    return np.packbits((flat > median)[::-1]).tobytes().hex()
+
+
+# The eight symmetries of the square, in the order of the reference's dihedral hashes
+# (pdqhash.compute_dihedral): the hash of the image rotated or flipped that way.
+DIHEDRAL = (
+    "original",
+    "rotate90",
+    "rotate180",
+    "rotate270",
+    "flip_vertical",
+    "flip_horizontal",
+    "transpose",
+    "transverse",
+)
+# DCT-II frequency k = 1..16 along an axis: mirroring that axis multiplies its coefficient by
+# (-1)^k. Rotations are a transpose and a mirror.
+_MIRROR = np.array([(-1.0) ** k for k in range(1, 17)], dtype=np.float32)
+_DIHEDRAL_OPS = (  # (transpose, mirror rows, mirror columns), matched bit for bit to pdqhash
+    (False, False, False),
+    (True, True, False),
+    (False, True, True),
+    (True, False, True),
+    (False, True, False),
+    (False, False, True),
+    (True, False, False),
+    (True, True, True),
+)
+
+
+def pdq_dihedral_from_luma(
+    luma: np.ndarray,
+    original_size: tuple[int, int] | None = None,
+    scale: int = 1,
+) -> tuple[list[str], int]:
+    """The eight dihedral PDQ hashes (see ``DIHEDRAL``) and the quality, from one DCT.
+
+    Rotating or mirroring an image permutes and negates its DCT coefficients, so the hashes of
+    all eight rotated and mirrored copies fall out of the original's 16x16 coefficients: a
+    transpose for a quarter turn, a sign flip of the odd frequencies for a mirror, then the
+    median threshold again (reference: ``pdqDihedralHash256esFromFloatLuma``; bit-identical to
+    ``pdqhash.compute_dihedral`` on the same pixels).
+    """
+    rows, cols = luma.shape
+    width, height = original_size if original_size is not None else (cols, rows)
+    if width < _PDQ_MIN_HASHABLE_DIM or height < _PDQ_MIN_HASHABLE_DIM:
+        return ["0" * 64] * 8, 0
+    coefficients, quality = _pdq_coefficients(luma, width, height, scale)
+    hashes = []
+    for transpose, mirror_rows, mirror_cols in _DIHEDRAL_OPS:
+        c = coefficients.T if transpose else coefficients
+        if mirror_rows:
+            c = c * _MIRROR[:, None]
+        if mirror_cols:
+            c = c * _MIRROR[None, :]
+        hashes.append(_pdq_bits(c))
+    return hashes, quality
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,10 +634,11 @@ def compute_hashes(path: str | os.PathLike[str], *, max_pixels: int = 50_000_000
         luma = luma.reduce(scale)
         decoded_scale = scale
     if (-(-width // decoded_scale), -(-height // decoded_scale)) == luma.size:
-        pdq, quality = pdq_from_luma(np.asarray(luma), (width, height), decoded_scale)
+        dihedral, quality = pdq_dihedral_from_luma(np.asarray(luma), (width, height), decoded_scale)
     else:
         # Defensive: a decoder size we did not predict; hash the plane at its own geometry.
-        pdq, quality = pdq_from_luma(np.asarray(luma))
+        dihedral, quality = pdq_dihedral_from_luma(np.asarray(luma))
+    pdq = dihedral[0]
     phash, dhash = _small_hashes(luma)
 
     sha256, md5, sha1 = digests
@@ -565,6 +653,7 @@ def compute_hashes(path: str | os.PathLike[str], *, max_pixels: int = 50_000_000
         width=width,
         height=height,
         exif=exif,
+        pdq_dihedral=tuple(dihedral[1:]),
     )
 
 

@@ -185,7 +185,9 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
         return _record_failure(media=media, reason=str(exc)[:2000], actor=actor)
 
     hashes, video = result.hashes, result.video
-    candidates: list[Candidate] = match_all(_hash_values(hashes))
+    candidates: list[Candidate] = match_all(
+        _hash_values(hashes), pdq_quality=hashes.pdq_quality, pdq_dihedral=hashes.pdq_dihedral
+    )
     if video is not None:
         candidates += match_frames(_frame_inputs(video))
     written: list[str] = []
@@ -213,6 +215,7 @@ def _record_hashes(
         locked.md5, locked.sha1 = hashes.md5, hashes.sha1
         locked.pdq = hashes.pdq or ""
         locked.pdq_quality = hashes.pdq_quality
+        locked.pdq_dihedral = list(hashes.pdq_dihedral)
         locked.phash, locked.dhash = hashes.phash or "", hashes.dhash or ""
         locked.exif = hashes.exif
         if hashes.width:
@@ -230,6 +233,7 @@ def _record_hashes(
                 "sha1",
                 "pdq",
                 "pdq_quality",
+                "pdq_dihedral",
                 "phash",
                 "dhash",
                 "exif",

@@ -18,6 +18,7 @@ from django.utils import timezone
 from core.audit import WORKER, Actor, audit_record
 from core.enqueue import enqueue_on_commit
 from core.errors import DomainError
+from moderation.media.hashing import pdq_is_degenerate
 from moderation.media.video import FrameHash, parse_vpdq, vpdq_format
 from moderation.models import HashImport, HashList, KnownFrame, KnownHash
 
@@ -52,6 +53,8 @@ def hash_list_upsert(
     min_quality: int | None = None,
     listed_percent: float | None = None,
     query_percent: float | None = None,
+    match_dihedral: bool | None = None,
+    match_low_quality: bool | None = None,
 ) -> tuple[HashList, bool]:
     """Create a list, or update its settings; every change audited, version bumped on change."""
     if algorithm not in HashList.Algorithm.values:
@@ -79,6 +82,8 @@ def hash_list_upsert(
             "min_quality": min_quality,
             "listed_percent": listed_percent,
             "query_percent": query_percent,
+            "match_dihedral": match_dihedral,
+            "match_low_quality": match_low_quality,
         }.items()
         if v is not None
     }
@@ -179,6 +184,16 @@ def parse_rows(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict[st
     except csv.Error as exc:
         invalid.append({"line": reader.line_num, "error": f"malformed CSV: {exc}"})
     return valid, invalid
+
+
+def _low_quality(hash_list: HashList, row: ParsedRow) -> bool:
+    """A PDQ entry not to match perceptually unless the list opts in: a degenerate hash (a
+    flat or near-uniform image), or one its source rated below the list's quality floor."""
+    if hash_list.algorithm != HashList.Algorithm.PDQ:
+        return False
+    quality = row.metadata.get("quality")
+    rated_low = isinstance(quality, int | float) and quality < hash_list.min_quality
+    return rated_low or pdq_is_degenerate(row.value)
 
 
 def hash_import_create(
@@ -298,12 +313,18 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
             new = [r for r in chunk if r.value not in current]
             KnownHash.objects.bulk_create(
                 [
-                    KnownHash(hash_list=hl, value=r.value, category=r.category, metadata=r.metadata)
+                    KnownHash(
+                        hash_list=hl,
+                        value=r.value,
+                        category=r.category,
+                        metadata=r.metadata,
+                        low_quality=_low_quality(hl, r),
+                    )
                     for r in new + changed
                 ],
                 update_conflicts=True,
                 unique_fields=["hash_list", "value"],
-                update_fields=["category", "metadata"],
+                update_fields=["category", "metadata", "low_quality"],
             )
             added += len(new)
             updated += len(changed)

@@ -44,6 +44,7 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
                 "distance": c.distance,
                 "list_version": hl.version,
                 "segments": [segment.as_json() for segment in c.segments],
+                "transform": c.transform,
                 "query_percent": c.query_percent,
                 "listed_percent": c.listed_percent,
             },
@@ -72,6 +73,7 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
                 "distance": c.distance,
                 "provider_category": known[c.known_hash_id].category,
                 "segments": match.segments,
+                "transform": c.transform,
                 "query_percent": c.query_percent,
                 "listed_percent": c.listed_percent,
             },
@@ -145,7 +147,16 @@ def media_rescan_batch(
             "phash": media.phash,
             "dhash": media.dhash,
         }
-        candidates = match_all(values, only_list=hash_list) if values.get(field) else []
+        candidates = (
+            match_all(
+                values,
+                pdq_quality=media.pdq_quality,
+                pdq_dihedral=media.pdq_dihedral,
+                only_list=hash_list,
+            )
+            if values.get(field)
+            else []
+        )
         frames = frames_of.get(media.pk)
         if frames:
             candidates += match_frames(frames, only_list=hash_list)
@@ -156,11 +167,15 @@ def media_rescan_batch(
 
 
 def _where(candidate: Candidate) -> str:
-    """Where in a video a match is, for the flag's note: its first segments in seconds."""
+    """How and where the media matched, for the flag's note: a rotation or mirror; in a
+    video, its first segments in seconds."""
+    if candidate.transform:
+        return f"; as a {candidate.transform.replace('_', ' ')} copy"
     if not candidate.segments:
         return ""
     spans = ", ".join(
-        f"{segment.query_start:.0f}-{segment.query_end:.0f} s" for segment in candidate.segments[:3]
+        f"{_clock(segment.query_start)}\u2013{_clock(segment.query_end)}"  # an en dash
+        for segment in candidate.segments[:3]
     )
     more = f" (+{len(candidate.segments) - 3} more)" if len(candidate.segments) > 3 else ""
     shares = (
@@ -170,3 +185,8 @@ def _where(candidate: Candidate) -> str:
         else ""
     )
     return f"; at {spans}{more}{shares}"
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"

@@ -29,6 +29,7 @@ from moderation.media.hashing import (
     compute_hashes_naive,
     file_digests,
     hamming_hex,
+    pdq_dihedral_from_luma,
     pdq_from_luma,
 )
 from moderation.media.synthetic import (
@@ -162,6 +163,7 @@ class ComputeHashesStabilityTests:
             "width",
             "height",
             "exif",
+            "pdq_dihedral",
         }
 
 
@@ -287,3 +289,39 @@ class ExifTextTests:
 
     def test_an_image_without_exif_has_an_empty_dict(self, tmp_path: Path) -> None:
         assert compute_hashes(write(tmp_path, "plain.png", synthetic_png(17, 64, 64))).exif == {}
+
+
+class DihedralTests:
+    def test_the_eight_dihedral_hashes_equal_the_reference_bit_for_bit(self) -> None:
+        for seed in range(4):
+            rgb = np.asarray(synthetic_image(seed, 300 + seed * 37, 200 + seed * 11))
+            reference, quality = pdqhash.compute_dihedral(rgb)
+            luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            hashes, ours = pdq_dihedral_from_luma(luma)
+            assert ours == quality
+            assert hashes == [
+                np.packbits(np.asarray(h, dtype=bool)).tobytes().hex() for h in reference
+            ]
+
+    def test_a_rotated_or_mirrored_copy_hashes_near_the_matching_dihedral_hash(
+        self, tmp_path: Path
+    ) -> None:
+        image = synthetic_image(9, 480, 360)
+        original = compute_hashes(write(tmp_path, "o.png", encode(image, "PNG")))
+        transforms = {
+            "rotate90": Image.Transpose.ROTATE_90,
+            "rotate180": Image.Transpose.ROTATE_180,
+            "rotate270": Image.Transpose.ROTATE_270,
+            "flip_vertical": Image.Transpose.FLIP_TOP_BOTTOM,
+            "flip_horizontal": Image.Transpose.FLIP_LEFT_RIGHT,
+            "transpose": Image.Transpose.TRANSPOSE,
+            "transverse": Image.Transpose.TRANSVERSE,
+        }
+        for position, (name, transform) in enumerate(transforms.items()):
+            copy = compute_hashes(
+                write(tmp_path, f"{name}.png", encode(image.transpose(transform), "PNG"))
+            )
+            # The copy's own hash is close to the original's hash of that symmetry, and far
+            # from the original's own hash.
+            assert hamming_hex(copy.pdq, original.pdq_dihedral[position]) <= 24, name
+            assert hamming_hex(copy.pdq, original.pdq) > 31, name

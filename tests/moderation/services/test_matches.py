@@ -10,14 +10,18 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 from rest_framework.test import APIClient
 
 from core.audit import SystemActor
 from core.models import AuditEvent
+from moderation.matching.banks import bank_load
 from moderation.media.hashing import compute_hashes, hamming_hex
-from moderation.media.synthetic import synthetic_jpeg
+from moderation.media.synthetic import encode, synthetic_image, synthetic_jpeg
 from moderation.models import Case, Flag, HashList, Match, Media
+from moderation.services.hashing import media_hash
 from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
+from moderation.services.intake import ItemInput, item_submit
 from tests.moderation.factories import random_pdq
 
 ACTOR = SystemActor("test")
@@ -115,3 +119,96 @@ class MatchingTests:
         hash_import_run(import_id=imp.pk)
         media = _stored_image(platform_client, 12, django_capture_on_commit_callbacks)
         assert not Match.objects.filter(media=media).exists()
+
+
+def _submit_image(data: bytes, name: str = "x.png") -> Media:
+    """Store an image item and hash it in-process, as the worker would."""
+    external_id = hashlib.sha256(data).hexdigest()[:16]
+    item, _ = item_submit(
+        data=ItemInput(
+            source="acme", external_id=external_id, kind="image", subject_account_id=external_id
+        ),
+        upload=SimpleUploadedFile(name, data),
+        actor=SystemActor("test"),
+    )
+    media_hash(media_id=item.media.pk)
+    return Media.objects.get(pk=item.media.pk)
+
+
+def _pdq_list_with(*values: str, **settings: Any) -> HashList:
+    hash_list, _ = hash_list_upsert(
+        name="P", algorithm="pdq", actor=SystemActor("test"), **settings
+    )
+    content = "".join(f"{v},A,\n" for v in values).encode()
+    imp = hash_import_create(
+        hash_list=hash_list, content=content, filename="p.csv", actor=SystemActor("test")
+    )
+    hash_import_run(import_id=imp.pk)
+    hash_list.refresh_from_db()
+    return hash_list
+
+
+@pytest.mark.django_db
+class DihedralMatchingTests:
+    def test_every_rotation_and_mirror_of_a_listed_image_matches_and_says_which(
+        self, tmp_path: Path
+    ) -> None:
+        image = synthetic_image(12, 400, 300)
+        original = tmp_path / "o.png"
+        original.write_bytes(encode(image, "PNG"))
+        _pdq_list_with(compute_hashes(original).pdq)
+        for name, transform in {
+            "rotate90": Image.Transpose.ROTATE_90,
+            "rotate180": Image.Transpose.ROTATE_180,
+            "rotate270": Image.Transpose.ROTATE_270,
+            "flip_vertical": Image.Transpose.FLIP_TOP_BOTTOM,
+            "flip_horizontal": Image.Transpose.FLIP_LEFT_RIGHT,
+            "transpose": Image.Transpose.TRANSPOSE,
+            "transverse": Image.Transpose.TRANSVERSE,
+        }.items():
+            media = _submit_image(encode(image.transpose(transform), "PNG"), f"{name}.png")
+            match = Match.objects.get(media=media)
+            assert match.transform == name, name
+            assert f"as a {name.replace('_', ' ')} copy" in Flag.objects.get(match=match).note
+
+    def test_a_list_can_switch_rotations_and_mirrors_off(self, tmp_path: Path) -> None:
+        image = synthetic_image(13, 400, 300)
+        original = tmp_path / "o.png"
+        original.write_bytes(encode(image, "PNG"))
+        _pdq_list_with(compute_hashes(original).pdq, match_dihedral=False)
+        media = _submit_image(encode(image.transpose(Image.Transpose.ROTATE_90), "PNG"))
+        assert not Match.objects.filter(media=media).exists()
+
+
+@pytest.mark.django_db
+class QualityGateTests:
+    def test_a_flat_image_is_not_matched_perceptually_but_still_exactly(self) -> None:
+        flat = encode(Image.new("RGB", (300, 200), (120, 120, 120)), "PNG")
+        pdq_list = _pdq_list_with("0" * 64, match_low_quality=True)  # what a flat image hashes to
+        exact, _ = hash_list_upsert(name="S", algorithm="sha256", actor=SystemActor("test"))
+        imp = hash_import_create(
+            hash_list=exact,
+            filename="s.csv",
+            actor=SystemActor("test"),
+            content=f"{hashlib.sha256(flat).hexdigest()},A,\n".encode(),
+        )
+        hash_import_run(import_id=imp.pk)
+        media = _submit_image(flat)
+        assert media.pdq_quality is not None and media.low_quality_pdq
+        assert list(Match.objects.filter(media=media).values_list("hash_list", flat=True)) == [
+            exact.pk
+        ]
+        assert pdq_list.pk != exact.pk
+
+    def test_a_degenerate_list_hash_is_flagged_at_import_and_left_out_unless_opted_in(
+        self,
+    ) -> None:
+        degenerate, normal = "0" * 64, random_pdq(random.Random(5))
+        hash_list = _pdq_list_with(degenerate, normal)
+        flags = dict(hash_list.hashes.values_list("value", "low_quality"))
+        assert flags == {degenerate: True, normal: False}
+        assert bank_load(hash_list).index.size == 1
+        hash_list, _ = hash_list_upsert(
+            name="P", algorithm="pdq", actor=SystemActor("test"), match_low_quality=True
+        )
+        assert bank_load(hash_list).index.size == 2
