@@ -148,3 +148,19 @@ class ImageFormatTests:
             distance = bin(int(hashes.pdq, 16) ^ int(png.pdq, 16)).count("1")
             assert distance <= 16, (name, distance)
         assert Image.open(tmp_path / "photo.heic").format == "HEIF"
+
+
+@pytest.mark.django_db
+class HostileVideoIntakeTests:
+    def test_a_damaged_video_is_stored_and_reviewable_with_the_reason_it_failed(
+        self, videos: dict[str, Path], tmp_path: Path, moderator: Any
+    ) -> None:
+        data = videos["listed"].read_bytes()
+        cut = tmp_path / "cut.mp4"
+        cut.write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: lost
+        item = make_video_item(cut)
+        media = item.media
+        assert media.hash_status == "failed" and media.hash_error
+        assert item.case is not None and not media.frames.exists()
+        page = client_for(moderator).get(f"/cases/{item.case.pk}/")
+        assert page.status_code == 200 and media.hash_error in page.content.decode()
