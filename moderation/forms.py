@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from principles.models import HarmCategory
 
-from .models import Decision, HashList
+from .models import Decision, HashImport, HashList
 
 
 class HashListForm(forms.Form):
@@ -25,7 +25,14 @@ class HashListForm(forms.Form):
 
 
 class HashImportForm(forms.Form):
-    file = forms.FileField(help_text="CSV: hash,category,metadata (metadata: JSON object).")
+    file = forms.FileField(help_text="See the formats below.")
+    format = forms.ChoiceField(
+        choices=HashImport.Format.choices, initial=HashImport.Format.CSV, required=False
+    )
+    sync = forms.BooleanField(
+        required=False,
+        help_text="Withdraw the list's entries that the file doesn't hold.",
+    )
 
 
 class DecisionForm(forms.Form):

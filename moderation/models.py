@@ -564,6 +564,9 @@ class KnownHash(models.Model):
     # Flagged at import: a low-entropy hash (a flat or near-uniform image) or one from a source
     # that rated it low-quality; not matched perceptually unless the list opts in.
     low_quality = models.BooleanField(default=False)
+    # Withdrawn by its source (a deletion from an exchange, or absent from a --sync import): no
+    # longer matched; matches already made stay in case history, marked withdrawn.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -603,11 +606,23 @@ class HashImport(models.Model):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
+        COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
         FAILED = "failed", "Failed"
 
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV (hash,category,metadata)"
+        SIGNALS = "signals", "Signal file (<signal type> <hash> per line)"
+        JSONL = "jsonl", "JSON lines (one entry per line)"
+
+    FINISHED = (Status.DONE, Status.COMPLETED_WITH_ERRORS, Status.FAILED)
+
     hash_list = models.ForeignKey(HashList, on_delete=models.CASCADE, related_name="imports")
+    format = models.CharField(max_length=16, choices=Format.choices, default=Format.CSV)
+    # The list becomes equal to the file: its entries absent from the file are withdrawn.
+    sync = models.BooleanField(default=False)
+    withdrawn = models.PositiveIntegerField(default=0)
     file = models.FileField(upload_to="hash-imports/%Y/%m", max_length=200)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING)
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)
     added = models.PositiveIntegerField(default=0)
@@ -634,7 +649,7 @@ class HashImport(models.Model):
     @property
     def progress_percent(self) -> int:
         if not self.total_rows:
-            return 100 if self.status == self.Status.DONE else 0
+            return 100 if self.status in self.FINISHED else 0
         return min(100, round(100 * self.processed_rows / self.total_rows))
 
 
@@ -666,6 +681,20 @@ class Match(models.Model):
 
     def __str__(self) -> str:
         return f"Media {self.media_id} ~ {self.hash_list_id} (d={self.distance})"
+
+    @property
+    def transform_display(self) -> str:
+        """E.g. "rotate90" → "rotated 90°", "flip_horizontal" → "flipped horizontally"."""
+        labels = {
+            "rotate90": "rotated 90°",
+            "rotate180": "rotated 180°",
+            "rotate270": "rotated 270°",
+            "flip_vertical": "flipped vertically",
+            "flip_horizontal": "flipped horizontally",
+            "transpose": "transposed",
+            "transverse": "transversed",
+        }
+        return labels.get(self.transform, self.transform)
 
 
 class Decision(models.Model):

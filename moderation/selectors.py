@@ -180,18 +180,26 @@ def match_summaries(case_ids: list[int]) -> dict[int, dict[str, int]]:
     return {r["case_id"]: {"items": r["items"], "matches": r["matches"]} for r in rows}
 
 
+def _items_with_a_verified_match() -> QuerySet[Any]:
+    """Items whose media match a verified list through an entry its source still lists (a
+    withdrawn entry's matches stay in history but justify nothing automatic)."""
+    return Match.objects.filter(
+        hash_list__verified=True, known_hash__withdrawn_at__isnull=True
+    ).values("media__item_id")
+
+
 def case_is_known_material(case: Case) -> bool:
     """Every item of the case has media matching a verified known-hash list."""
     items = Item.objects.filter(case=case)
     if not items.exists():
         return False
-    return not items.exclude(media__matches__hash_list__verified=True).exists()
+    return not items.exclude(pk__in=_items_with_a_verified_match()).exists()
 
 
 def known_material_cases() -> Any:
     """Open cases eligible for bulk action from metadata alone (no reveal needed)."""
     unverified = Item.objects.filter(case=OuterRef("pk")).exclude(
-        media__matches__hash_list__verified=True
+        pk__in=_items_with_a_verified_match()
     )
     return (
         Case.objects.filter(active=True, status=Case.Status.OPEN, immediate_risk=False)

@@ -49,7 +49,21 @@ class HashListInputSerializer(serializers.Serializer):
 
 
 class HashImportInputSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="CSV rows: hash,category,metadata (JSON object)")
+    file = serializers.FileField(
+        help_text="csv: `hash,category,metadata` rows (metadata a JSON object or text); "
+        "signals: `<signal type> <hash>` lines; jsonl: one entry per line; vPDQ lists: a vpdq "
+        "file (one video) or JSON lines"
+    )
+    format = serializers.ChoiceField(
+        choices=HashImport.Format.choices, default=HashImport.Format.CSV, required=False
+    )
+    sync = serializers.BooleanField(
+        default=False,
+        required=False,
+        help_text="Make the list equal the file: its entries absent from the file are "
+        "withdrawn (their matches stay in case history, marked withdrawn).",
+    )
+    category = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
 
 
 class HashImportSerializer(serializers.ModelSerializer):
@@ -69,6 +83,9 @@ class HashImportSerializer(serializers.ModelSerializer):
             "updated",
             "invalid_count",
             "invalid",
+            "withdrawn",
+            "format",
+            "sync",
             "error",
             "created_at",
             "finished_at",
@@ -120,11 +137,15 @@ class HashImportCreateApi(APIView):
         hash_list = get_object_or_404(HashList, pk=list_id)
         serializer = HashImportInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         imp = hash_import_start(
             hash_list=hash_list,
-            upload=serializer.validated_data["file"],
+            upload=data["file"],
             actor=request.user,
             created_by=request.user,
+            fmt=data["format"],
+            sync=data["sync"],
+            category=data["category"],
         )
         return Response(HashImportSerializer(imp).data, status=status.HTTP_202_ACCEPTED)
 

@@ -77,7 +77,9 @@ def _build(hash_list: HashList, directory: Path) -> None:
     extra: dict[str, np.ndarray] = {}
     if hash_list.algorithm == HashList.Algorithm.VPDQ:
         frames = list(
-            KnownFrame.objects.filter(known_hash__hash_list=hash_list)
+            KnownFrame.objects.filter(
+                known_hash__hash_list=hash_list, known_hash__withdrawn_at__isnull=True
+            )
             .order_by("id")
             .values_list("id", "pdq", "known_hash_id", "timestamp", "quality")
         )
@@ -90,7 +92,7 @@ def _build(hash_list: HashList, directory: Path) -> None:
             "key": np.array([keys.setdefault(f[1], len(keys)) for f in frames], dtype=np.int64),
         }
     else:
-        entries = KnownHash.objects.filter(hash_list=hash_list)
+        entries = KnownHash.objects.filter(hash_list=hash_list, withdrawn_at__isnull=True)
         if not hash_list.match_low_quality:
             entries = entries.filter(low_quality=False)
         rows = list(entries.order_by("id").values_list("id", "value"))
@@ -194,9 +196,9 @@ def match_exact(digests: dict[str, str], lists: list[HashList]) -> list[Candidat
     if not by_alg:
         return []
     values = {v for alg, v in digests.items() if v and alg in HashList.EXACT}
-    found = KnownHash.objects.filter(hash_list_id__in=by_alg, value__in=values).values_list(
-        "id", "hash_list_id", "value"
-    )
+    found = KnownHash.objects.filter(
+        hash_list_id__in=by_alg, value__in=values, withdrawn_at__isnull=True
+    ).values_list("id", "hash_list_id", "value")
     out = []
     for kh_id, list_id, value in found:
         hl = by_alg[list_id]

@@ -142,10 +142,107 @@ def hash_list_upsert(
         return hl, False
 
 
+# Signal types of python-threatexchange / HMA signal files, by the list algorithm they feed.
+SIGNAL_TYPES = {
+    "pdq": "pdq",
+    "md5": "md5",
+    "video_md5": "md5",
+    "photo_md5": "md5",
+    "sha256": "sha256",
+    "sha1": "sha1",
+    "phash": "phash",
+    "dhash": "dhash",
+}
+
+
+def parse_entries(
+    text: str, algorithm: str, fmt: str
+) -> tuple[list[ParsedRow], list[dict[str, Any]]]:
+    """Rows of an uploaded list file in one of the formats (see HashImport.Format); returns
+    (valid rows, invalid [{line, error}])."""
+    if fmt == HashImport.Format.SIGNALS:
+        return parse_signals(text, algorithm)
+    if fmt == HashImport.Format.JSONL:
+        return parse_jsonl(text, algorithm)
+    return parse_rows(text, algorithm)
+
+
+def _check_value(value: str, algorithm: str) -> str | None:
+    """The error for a hash value that is not of the list's algorithm, or None."""
+    length = HashList.HEX_LENGTH[algorithm]
+    if len(value) != length or not _HEX.match(value):
+        return f"not a {length}-character hex {algorithm} hash"
+    return None
+
+
+def parse_signals(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict[str, Any]]]:
+    """python-threatexchange / HMA signal files: ``<signal type> <value>`` per line (``#``
+    comments and blank lines skipped), e.g. ``pdq f8f8…``. Lines of another algorithm than
+    the list's are refused with their line number."""
+    valid: list[ParsedRow] = []
+    invalid: list[dict[str, Any]] = []
+    for line, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        parts = stripped.split(None, 1)
+        if len(parts) != 2:
+            invalid.append({"line": line, "error": "expected '<signal type> <value>'"})
+            continue
+        signal_type, value = parts[0].lower(), parts[1].strip().lower()
+        if SIGNAL_TYPES.get(signal_type) != algorithm:
+            invalid.append(
+                {
+                    "line": line,
+                    "error": f"signal type {signal_type!r} is not this list's {algorithm}",
+                }
+            )
+            continue
+        if error := _check_value(value, algorithm):
+            invalid.append({"line": line, "error": error})
+            continue
+        valid.append(ParsedRow(line, value, "", {}))
+    return valid, invalid
+
+
+def parse_jsonl(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict[str, Any]]]:
+    """JSON lines, one entry per line with one or several hashes:
+    ``{"pdq": …, "md5": …, "category": …, "metadata": {…}}``. The list takes the hash of its
+    algorithm; an entry without one is refused with its line number."""
+    valid: list[ParsedRow] = []
+    invalid: list[dict[str, Any]] = []
+    for line, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            invalid.append({"line": line, "error": f"not JSON: {exc.msg}"})
+            continue
+        if not isinstance(entry, dict):
+            invalid.append({"line": line, "error": "each line must be a JSON object"})
+            continue
+        value = entry.get(algorithm)
+        if not isinstance(value, str):
+            invalid.append({"line": line, "error": f"no {algorithm} hash in this entry"})
+            continue
+        value = value.strip().lower()
+        if error := _check_value(value, algorithm):
+            invalid.append({"line": line, "error": error})
+            continue
+        metadata = entry.get("metadata", {})
+        if not isinstance(metadata, dict):
+            metadata = {"text": str(metadata)[:2000]}
+        category = entry.get("category") or ""
+        valid.append(ParsedRow(line, value, str(category)[:32], metadata))
+    return valid, invalid
+
+
 def parse_rows(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict[str, Any]]]:
     """Parse CSV rows `hash,category,metadata`; returns (valid rows, invalid [{line, error}]).
 
-    A header row starting with "hash" is skipped. Metadata, when present, is a JSON object.
+    A header row starting with "hash" is skipped. Metadata, when present, is a JSON object, or
+    plain text (kept as ``{"text": …}``).
     """
     length = HashList.HEX_LENGTH[algorithm]
     valid: list[ParsedRow] = []
@@ -171,15 +268,18 @@ def parse_rows(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict[st
                 continue
             category = row[1].strip()[:32] if len(row) > 1 else ""
             metadata: dict[str, Any] = {}
-            if len(row) > 2 and row[2].strip():
+            text_field = row[2].strip() if len(row) > 2 else ""
+            if text_field.startswith("{"):
                 try:
-                    metadata = json.loads(row[2])
+                    metadata = json.loads(text_field)
                 except json.JSONDecodeError:
                     invalid.append({"line": line, "error": "metadata is not valid JSON"})
                     continue
                 if not isinstance(metadata, dict):
                     invalid.append({"line": line, "error": "metadata must be a JSON object"})
                     continue
+            elif text_field:
+                metadata = {"text": text_field[:2000]}  # plain-text metadata, kept as text
             valid.append(ParsedRow(line, value, category, metadata))
     except csv.Error as exc:
         invalid.append({"line": reader.line_num, "error": f"malformed CSV: {exc}"})
@@ -204,6 +304,8 @@ def hash_import_create(
     actor: Actor,
     created_by: Any = None,
     category: str = "",
+    fmt: str = HashImport.Format.CSV,
+    sync: bool = False,
 ) -> HashImport:
     if len(content) > MAX_IMPORT_BYTES:
         raise HashListError(f"The file is larger than {MAX_IMPORT_BYTES} bytes.", field="file")
@@ -215,6 +317,8 @@ def hash_import_create(
             created_by=created_by,
             filename=filename[:200],
             default_category=category.strip()[:32],
+            format=fmt,
+            sync=sync,
         )
         imp.file.save(f"import-{timezone.now():%Y%m%d%H%M%S}.csv", ContentFile(content), save=False)
         imp.save(force_insert=True)
@@ -222,15 +326,29 @@ def hash_import_create(
             actor=actor,
             verb="hash_import.created",
             obj=imp,
-            data={"list": hash_list.name, "bytes": len(content), "filename": filename[:200]},
+            data={
+                "list": hash_list.name,
+                "bytes": len(content),
+                "filename": filename[:200],
+                "format": fmt,
+                "sync": sync,
+            },
         )
     return imp
 
 
 def hash_import_start(
-    *, hash_list: HashList, upload: Any, actor: Actor, created_by: Any = None
+    *,
+    hash_list: HashList,
+    upload: Any,
+    actor: Actor,
+    created_by: Any = None,
+    fmt: str = HashImport.Format.CSV,
+    sync: bool = False,
+    category: str = "",
 ) -> HashImport:
-    """Store an uploaded CSV and hand it to a worker (after commit); the console polls progress."""
+    """Store an uploaded list file and hand it to a worker (after commit); the console polls
+    progress."""
     if upload.size > MAX_IMPORT_BYTES:
         raise HashListError(f"The file is larger than {MAX_IMPORT_BYTES} bytes.", field="file")
     imp = hash_import_create(
@@ -239,6 +357,9 @@ def hash_import_start(
         filename=upload.name or "",
         actor=actor,
         created_by=created_by,
+        fmt=fmt,
+        sync=sync,
+        category=category,
     )
     enqueue_on_commit("moderation.import_hash_list", imp.pk)
     return imp
@@ -257,7 +378,7 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
     """
     if (
         not HashImport.objects.filter(pk=import_id)
-        .exclude(status=HashImport.Status.DONE)
+        .exclude(status__in=[HashImport.Status.DONE, HashImport.Status.COMPLETED_WITH_ERRORS])
         .update(status=HashImport.Status.RUNNING)
     ):
         return HashImport.objects.filter(pk=import_id).first()
@@ -272,7 +393,7 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise HashListError("The file is not UTF-8 text.") from None
-        rows, invalid = parse_rows(text, hl.algorithm)
+        rows, invalid = parse_entries(text, hl.algorithm, imp.format)
     except (HashListError, OSError) as exc:
         with transaction.atomic():
             HashImport.objects.filter(pk=imp.pk).update(
@@ -308,6 +429,7 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
                 and (
                     current[r.value].category != r.category
                     or current[r.value].metadata != r.metadata
+                    or current[r.value].withdrawn_at is not None  # listed again: restored
                 )
             ]
             new = [r for r in chunk if r.value not in current]
@@ -319,44 +441,103 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
                         category=r.category,
                         metadata=r.metadata,
                         low_quality=_low_quality(hl, r),
+                        withdrawn_at=None,
                     )
                     for r in new + changed
                 ],
                 update_conflicts=True,
                 unique_fields=["hash_list", "value"],
-                update_fields=["category", "metadata", "low_quality"],
+                update_fields=["category", "metadata", "low_quality", "withdrawn_at"],
             )
             added += len(new)
             updated += len(changed)
             HashImport.objects.filter(pk=imp.pk).update(
                 processed_rows=F("processed_rows") + len(chunk), added=added, updated=updated
             )
-    return _import_finish(imp, hl, added=added, updated=updated, invalid=len(invalid), actor=actor)
+    withdrawn = 0
+    if imp.sync and not invalid:
+        withdrawn = _withdraw_absent(hl, set(by_value), actor=actor)
+    elif imp.sync:
+        # A file with refused rows is not a trustworthy picture of the list: withdrawing what
+        # it lacks could withdraw hashes whose rows were merely malformed.
+        invalid.append({"line": 0, "error": "--sync skipped: the file has invalid rows"})
+        HashImport.objects.filter(pk=imp.pk).update(invalid=invalid[:_MAX_INVALID_KEPT])
+    return _import_finish(
+        imp,
+        hl,
+        added=added,
+        updated=updated,
+        invalid=len(invalid),
+        actor=actor,
+        withdrawn=withdrawn,
+        valid=len(unique_rows),
+    )
+
+
+def _withdraw_absent(hl: HashList, present: set[str], *, actor: Actor) -> int:
+    """Withdraw the list's live entries that the (sync) file doesn't hold: no longer matched;
+    matches already made stay, marked withdrawn. Audited with the values withdrawn."""
+    live = KnownHash.objects.filter(hash_list=hl, withdrawn_at__isnull=True)
+    absent = [pk for pk, value in live.values_list("pk", "value") if value not in present]
+    now = timezone.now()
+    for start in range(0, len(absent), _CHUNK_ROWS):
+        chunk = absent[start : start + _CHUNK_ROWS]
+        with transaction.atomic():
+            KnownHash.objects.filter(pk__in=chunk).update(withdrawn_at=now)
+            audit_record(
+                actor=actor,
+                verb="hash_list.withdrawn",
+                obj=hl,
+                data={"known_hashes": chunk, "reason": "absent from a sync import"},
+            )
+    return len(absent)
 
 
 def _import_finish(
-    imp: HashImport, hl: HashList, *, added: int, updated: int, invalid: int, actor: Actor
+    imp: HashImport,
+    hl: HashList,
+    *,
+    added: int,
+    updated: int,
+    invalid: int,
+    actor: Actor,
+    withdrawn: int = 0,
+    valid: int | None = None,
 ) -> HashImport:
-    """Mark the import done; if the list changed, bump its version (retiring its match index)
-    and rescan stored media against it after commit."""
+    """Record how the import ended — done; completed with errors when some rows were refused;
+    failed when none was usable — and, if the list changed, bump its version (retiring its
+    match index) and rescan stored media against it after commit."""
+    if invalid and not valid and not added and not updated:
+        status, error = HashImport.Status.FAILED, "No valid rows: every row was refused."
+    elif invalid:
+        status, error = HashImport.Status.COMPLETED_WITH_ERRORS, ""
+    else:
+        status, error = HashImport.Status.DONE, ""
     with transaction.atomic():
-        if added or updated:
+        if added or updated or withdrawn:
             HashList.objects.filter(pk=hl.pk).update(
                 version=F("version") + 1, updated_at=timezone.now()
             )
-            enqueue_on_commit("moderation.rescan_list", hl.pk, 0)
+            if added or updated:
+                enqueue_on_commit("moderation.rescan_list", hl.pk, 0)
         HashImport.objects.filter(pk=imp.pk).update(
-            status=HashImport.Status.DONE, finished_at=timezone.now()
+            status=status,
+            error=error,
+            withdrawn=withdrawn,
+            invalid_count=invalid,
+            finished_at=timezone.now(),
         )
         hl.refresh_from_db()
         audit_record(
             actor=actor,
-            verb="hash_import.done",
+            verb="hash_import.done" if status != HashImport.Status.FAILED else "hash_import.failed",
             obj=imp,
             data={
                 "list": hl.name,
+                "status": status,
                 "added": added,
                 "updated": updated,
+                "withdrawn": withdrawn,
                 "invalid": invalid,
                 "version": hl.version,
             },
@@ -504,4 +685,12 @@ def _video_import_run(imp: HashImport, actor: Actor) -> HashImport:
             HashImport.objects.filter(pk=imp.pk).update(
                 processed_rows=F("processed_rows") + 1, added=added, updated=updated
             )
-    return _import_finish(imp, hl, added=added, updated=updated, invalid=len(invalid), actor=actor)
+    return _import_finish(
+        imp,
+        hl,
+        added=added,
+        updated=updated,
+        invalid=len(invalid),
+        actor=actor,
+        valid=len(entries),
+    )

@@ -29,6 +29,7 @@ def hash_list_index(request: HttpRequest) -> HttpResponse:
             "imports": imports,
             "list_form": HashListForm(),
             "import_form": HashImportForm(),
+            "formats": HashImport.Format.choices,
         },
     )
 
@@ -65,13 +66,15 @@ def hash_list_import(request: HttpRequest, pk: int) -> HttpResponse:
     hash_list = get_object_or_404(HashList, pk=pk)
     form = HashImportForm(request.POST, request.FILES)
     if not form.is_valid():
-        messages.error(request, "Choose a CSV file to import.")
+        messages.error(request, "Choose a file to import and its format.")
         return redirect("moderation:hash_lists")
     hash_import_start(
         hash_list=hash_list,
         upload=form.cleaned_data["file"],
         actor=request.user,
         created_by=request.user,
+        fmt=form.cleaned_data["format"] or HashImport.Format.CSV,
+        sync=form.cleaned_data["sync"],
     )
     messages.success(request, f"Import into {hash_list.name} started.")
     return redirect("moderation:hash_lists")
@@ -91,5 +94,9 @@ def hash_import_progress(request: HttpRequest, pk: int) -> JsonResponse:
             "added": imp.added,
             "updated": imp.updated,
             "invalid": imp.invalid_count,
+            "withdrawn": imp.withdrawn,
+            "status_display": imp.get_status_display(),
+            "error": imp.error,
+            "first_errors": imp.invalid[:5],
         }
     )

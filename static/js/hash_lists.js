@@ -10,7 +10,11 @@
     row.querySelector('[data-field="counts"]').textContent = data.processed + "/" + data.total;
     row.querySelector('[data-field="added"]').textContent = data.added;
     row.querySelector('[data-field="updated"]').textContent = data.updated;
-    row.querySelector('[data-field="status"]').textContent = data.status;
+    row.querySelector('[data-field="status"]').textContent = data.status_display || data.status;
+    const withdrawn = row.querySelector('[data-field="withdrawn"]');
+    if (withdrawn && data.withdrawn !== undefined) { withdrawn.textContent = data.withdrawn; }
+    const invalid = row.querySelector('[data-field="invalid"]');
+    if (invalid && data.invalid !== undefined && !invalid.querySelector("details")) { invalid.textContent = data.invalid; }
     row.dataset.status = data.status;
   }
   function poll() {

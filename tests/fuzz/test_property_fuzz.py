@@ -312,11 +312,15 @@ def metadata_cells(draw: st.DrawFn) -> tuple[str | None, bool]:
     )
     if kind == "object":
         return json.dumps(draw(st.dictionaries(_CELL, json_values, max_size=3))), True
+    # Anything that isn't a JSON object is plain-text metadata, kept as text; a cell that
+    # starts like an object must be one.
     if kind == "array":
-        return json.dumps(draw(st.lists(json_values, max_size=3))), False
+        return json.dumps(draw(st.lists(json_values, max_size=3))), True
     if kind == "scalar":
-        return json.dumps(draw(st.none() | st.booleans() | st.integers() | _CELL)), False
-    return draw(st.sampled_from(["{", '{"a":}', "{'a': 1}", "[1,", "nope"])), False
+        cell = json.dumps(draw(st.none() | st.booleans() | st.integers() | _CELL))
+        return cell, not cell.strip().startswith("{")
+    cell = draw(st.sampled_from(["{", '{"a":}', "{'a': 1}", "[1,", "nope"]))
+    return cell, not cell.startswith("{")
 
 
 @st.composite

@@ -35,6 +35,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--category", default="", help="vpdq text files: the category of every video"
         )
+        parser.add_argument(
+            "--format",
+            dest="fmt",
+            choices=HashImport.Format.values,
+            default=HashImport.Format.CSV,
+            help="csv (hash,category,metadata), signals (python-threatexchange/HMA signal "
+            "files: '<signal type> <hash>' lines) or jsonl (one entry per line, several hashes "
+            "per entry allowed); vpdq lists take vpdq files or JSON lines whatever this says",
+        )
+        parser.add_argument(
+            "--sync",
+            action="store_true",
+            help="make the list equal the file: its entries absent from the file are withdrawn "
+            "(matches already made stay in case history, marked withdrawn)",
+        )
 
     def handle(
         self,
@@ -45,6 +60,8 @@ class Command(BaseCommand):
         threshold: int | None,
         provider: str | None,
         category: str,
+        fmt: str,
+        sync: bool,
         **options: Any,
     ) -> None:
         if len(files) > 1 and algorithm != HashList.Algorithm.VPDQ:
@@ -56,7 +73,9 @@ class Command(BaseCommand):
         except HashListError as exc:
             raise CommandError(str(exc)) from None
         verb = "Created" if created else "Updated"
-        imports = [self._import(hash_list, file, category) for file in files]
+        if sync and len(files) > 1:
+            raise CommandError("--sync takes one file: the whole list.")
+        imports = [self._import(hash_list, file, category, fmt, sync) for file in files]
         hash_list.refresh_from_db()
         self.stdout.write(
             f"{verb} list {hash_list.name!r} ({hash_list.algorithm}, threshold "
@@ -70,7 +89,9 @@ class Command(BaseCommand):
             if len(files) > 1:
                 self.stdout.write(f"{file.name}:")
             self.stdout.write(
-                f"Added {imp.added}, updated {imp.updated}, {imp.invalid_count} invalid row(s)."
+                f"Added {imp.added}, updated {imp.updated}, {imp.invalid_count} invalid row(s)"
+                + (f", {imp.withdrawn} withdrawn" if imp.sync else "")
+                + f" ({imp.get_status_display().lower()})."
             )
             for row in imp.invalid[:50]:
                 self.stderr.write(f"  line {row['line']}: {row['error']}")
@@ -79,7 +100,9 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"Import failed: {failed[0].error}")
 
-    def _import(self, hash_list: HashList, file: Path, category: str) -> HashImport:
+    def _import(
+        self, hash_list: HashList, file: Path, category: str, fmt: str, sync: bool
+    ) -> HashImport:
         try:
             content = file.read_bytes()
         except OSError as exc:
@@ -91,6 +114,8 @@ class Command(BaseCommand):
                 filename=file.name,
                 actor=ACTOR,
                 category=category,
+                fmt=fmt,
+                sync=sync,
             )
         except HashListError as exc:
             raise CommandError(str(exc)) from None

@@ -41,13 +41,17 @@ class HashListConsoleTests:
         progress = client.get(f"/hash-imports/{imp.pk}").json()
         assert progress == {
             "id": imp.pk,
-            "status": "done",
+            "status": "completed_with_errors",  # a refused row: never "done"
+            "status_display": "Completed with errors",
             "percent": 100,
             "processed": 30,
             "total": 30,
             "added": 30,
             "updated": 0,
+            "withdrawn": 0,
             "invalid": 1,
+            "error": "",
+            "first_errors": [{"line": 31, "error": "not a 64-character hex pdq hash"}],
         }
         page = client.get("/hash-lists/").content.decode()
         assert "Console list" in page and 'role="progressbar"' in page

@@ -1,0 +1,166 @@
+"""Hash-list imports (moderation.services.hashlists): formats, honest outcomes, --sync
+withdrawals that keep history."""
+
+from __future__ import annotations
+
+import random
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from core.audit import SystemActor
+from moderation.matching.banks import match_all
+from moderation.models import HashImport, HashList, KnownHash, Match
+from moderation.selectors import known_material_cases
+from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
+from tests.conftest import client_for
+from tests.moderation.factories import make_item, random_pdq
+
+ACTOR = SystemActor("test")
+RNG = random.Random(15)
+
+
+def _import(hash_list: HashList, text: str, fmt: str = "csv", sync: bool = False) -> HashImport:
+    imp = hash_import_create(
+        hash_list=hash_list, content=text.encode(), filename="f", actor=ACTOR, fmt=fmt, sync=sync
+    )
+    result = hash_import_run(import_id=imp.pk)
+    assert result is not None
+    return result
+
+
+def _pdq_list(**settings: Any) -> HashList:
+    hash_list, _ = hash_list_upsert(name="P", algorithm="pdq", actor=ACTOR, **settings)
+    return hash_list
+
+
+@pytest.mark.django_db
+class FormatTests:
+    def test_a_signal_file_of_python_threatexchange_is_imported(self) -> None:
+        a, b = random_pdq(RNG), random_pdq(RNG)
+        text = f"# from an exchange\npdq {a}\n\npdq {b.upper()}\nmd5 {'0' * 32}\n"
+        imp = _import(_pdq_list(), text, "signals")
+        assert imp.added == 2 and imp.status == "completed_with_errors"
+        assert imp.invalid == [{"line": 5, "error": "signal type 'md5' is not this list's pdq"}]
+        assert set(KnownHash.objects.values_list("value", flat=True)) == {a, b}
+
+    def test_json_lines_with_several_hashes_per_entry(self) -> None:
+        a = random_pdq(RNG)
+        text = (
+            f'{{"pdq": "{a}", "md5": "{"1" * 32}", "category": "A", "metadata": {{"id": 7}}}}\n'
+            f'{{"md5": "{"2" * 32}"}}\n'
+            "not json\n"
+        )
+        imp = _import(_pdq_list(), text, "jsonl")
+        assert imp.added == 1 and imp.invalid_count == 2
+        known = KnownHash.objects.get()
+        assert (known.value, known.category, known.metadata) == (a, "A", {"id": 7})
+        md5, _ = hash_list_upsert(name="M", algorithm="md5", actor=ACTOR)
+        assert _import(md5, text, "jsonl").added == 2  # the same file feeds an MD5 list
+
+    def test_plain_text_metadata_is_kept_as_text(self) -> None:
+        value = random_pdq(RNG)
+        imp = _import(_pdq_list(), f"hash,category,metadata\n{value},B,seen in a forum\n")
+        assert imp.status == "done"
+        assert KnownHash.objects.get().metadata == {"text": "seen in a forum"}
+
+
+@pytest.mark.django_db
+class OutcomeTests:
+    def test_an_import_whose_every_row_is_refused_fails_and_never_says_done(self) -> None:
+        imp = _import(_pdq_list(), "not a hash,A,\nzzzz,B,{broken json\n")
+        assert imp.status == "failed" and imp.error.startswith("No valid rows")
+        assert imp.invalid_count == 2 and imp.added == 0
+
+    def test_the_console_and_the_api_show_the_outcome_and_the_first_errors(
+        self, admin_user: Any
+    ) -> None:
+        imp = _import(_pdq_list(), f"{random_pdq(RNG)},A,\nbad,A,\n")
+        progress = client_for(admin_user).get(f"/hash-imports/{imp.pk}").json()
+        assert progress["status_display"] == "Completed with errors"
+        assert progress["first_errors"][0]["line"] == 2
+        api = client_for(admin_user).get(f"/api/v1/hash-imports/{imp.pk}").json()
+        assert api["status"] == "completed_with_errors" and api["invalid_count"] == 1
+        page = client_for(admin_user).get("/hash-lists/").content.decode()
+        assert "Completed with errors" in page and "examples/hash-list.signals.txt" in page
+
+
+@pytest.mark.django_db
+class SyncTests:
+    def test_sync_withdraws_what_the_file_lacks_and_keeps_the_matches_in_history(
+        self, moderator: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        item = make_item(kind="image", seed=41)
+        media = item.media
+        other = random_pdq(RNG)
+        hash_list, _ = hash_list_upsert(name="S", algorithm="sha256", actor=ACTOR, verified=True)
+        with django_capture_on_commit_callbacks(execute=True):
+            _import(hash_list, f"{media.sha256},A,\n{other},A,\n")
+        match = Match.objects.get(media=media)
+        assert known_material_cases().filter(pk=item.case_id).exists()
+        imp = _import(hash_list, f"{other},A,\n", sync=True)
+        assert imp.withdrawn == 1 and imp.status == "done"
+        hash_list.refresh_from_db()
+        assert not match_all({"sha256": media.sha256})  # no longer matched
+        match.refresh_from_db()  # never silently erased
+        assert match.known_hash.withdrawn_at is not None
+        assert not known_material_cases().filter(pk=item.case_id).exists()
+        page = client_for(moderator).get(f"/cases/{item.case_id}/").content.decode()
+        assert "withdrawn by source" in page
+        restored = _import(hash_list, f"{media.sha256},A,\n{other},A,\n", sync=True)
+        assert restored.updated == 1 and restored.withdrawn == 0
+        assert KnownHash.objects.get(value=media.sha256).withdrawn_at is None
+        assert match_all({"sha256": media.sha256})
+
+    def test_a_sync_file_with_refused_rows_withdraws_nothing(self) -> None:
+        hash_list = _pdq_list()
+        keep = random_pdq(RNG)
+        _import(hash_list, f"{keep},A,\n")
+        imp = _import(hash_list, "broken,A,\n" + f"{random_pdq(RNG)},A,\n", sync=True)
+        assert imp.withdrawn == 0 and imp.status == "completed_with_errors"
+        assert KnownHash.objects.get(value=keep).withdrawn_at is None
+
+    def test_the_command_takes_a_format_and_sync(self, tmp_path: Path) -> None:
+        first, second = random_pdq(RNG), random_pdq(RNG)
+        path = tmp_path / "list.signals"
+        path.write_text(f"pdq {first}\npdq {second}\n")
+        out = StringIO()
+        call_command(
+            "import_hashes",
+            str(path),
+            "--list",
+            "X",
+            "--algorithm",
+            "pdq",
+            "--format",
+            "signals",
+            stdout=out,
+        )
+        path.write_text(f"pdq {second}\n")
+        call_command(
+            "import_hashes",
+            str(path),
+            "--list",
+            "X",
+            "--algorithm",
+            "pdq",
+            "--format",
+            "signals",
+            "--sync",
+            stdout=out,
+        )
+        assert "Added 0, updated 0, 0 invalid row(s), 1 withdrawn (done)." in out.getvalue()
+        with pytest.raises(CommandError, match="one file"):
+            call_command(
+                "import_hashes",
+                str(path),
+                str(path),
+                "--list",
+                "V",
+                "--algorithm",
+                "vpdq",
+                "--sync",
+            )
