@@ -440,6 +440,12 @@ SAFEGUARD_VIDEO_MEMORY_MB = env_int("SAFEGUARD_VIDEO_MEMORY_MB", 2048, minimum=2
 # would hand a video still being decoded to a second worker.
 SAFEGUARD_VIDEO_TIMEOUT_SECONDS = env_int("SAFEGUARD_VIDEO_TIMEOUT_SECONDS", 480, minimum=10)
 SAFEGUARD_VIDEO_THUMBNAILS = env_int("SAFEGUARD_VIDEO_THUMBNAILS", 60, minimum=1)
+# Hash hygiene: a list hash is quarantined (matches shown, nothing automatic) after this many
+# false-positive verdicts, or when it matches more than this many distinct items in an hour.
+SAFEGUARD_FALSE_POSITIVES_TO_QUARANTINE = env_int(
+    "SAFEGUARD_FALSE_POSITIVES_TO_QUARANTINE", 3, minimum=1
+)
+SAFEGUARD_FLOOD_ITEMS_PER_HOUR = env_int("SAFEGUARD_FLOOD_ITEMS_PER_HOUR", 50, minimum=1)
 SAFEGUARD_LEASE_SECONDS = env_int("SAFEGUARD_LEASE_SECONDS", 15 * 60, minimum=30)
 # Exposure: reveals per moderator per UTC day. Soft limit → a break prompt; hard limit → reveals
 # are blocked until a safety lead lifts the limit for that day.

@@ -567,6 +567,10 @@ class KnownHash(models.Model):
     # Withdrawn by its source (a deletion from an exchange, or absent from a --sync import): no
     # longer matched; matches already made stay in case history, marked withdrawn.
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # Quarantined (repeated false positives, or a flood of matches): its matches are recorded
+    # and shown, but raise nothing and justify no bulk action, until a lead reviews it.
+    quarantined_at = models.DateTimeField(null=True, blank=True)
+    quarantine_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -670,6 +674,17 @@ class Match(models.Model):
     transform = models.CharField(max_length=16, blank=True)
     query_percent = models.FloatField(null=True, blank=True)
     listed_percent = models.FloatField(null=True, blank=True)
+
+    class Verdict(models.TextChoices):
+        TRUE_POSITIVE = "true_positive", "True match"
+        FALSE_POSITIVE = "false_positive", "False match"
+
+    # A reviewer's verdict on this match: feeds the hash's and the list's precision.
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    verdict_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    verdict_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

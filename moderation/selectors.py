@@ -17,7 +17,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
-from .models import Case, Flag, Item, Match, QueueEntry
+from .models import Case, Flag, Item, KnownHash, Match, QueueEntry
 
 
 def _granted_case_ids(user: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
@@ -181,10 +181,12 @@ def match_summaries(case_ids: list[int]) -> dict[int, dict[str, int]]:
 
 
 def _items_with_a_verified_match() -> QuerySet[Any]:
-    """Items whose media match a verified list through an entry its source still lists (a
-    withdrawn entry's matches stay in history but justify nothing automatic)."""
+    """Items whose media match a verified list through an entry its source still lists and
+    that is not quarantined (such matches stay in history but justify nothing automatic)."""
     return Match.objects.filter(
-        hash_list__verified=True, known_hash__withdrawn_at__isnull=True
+        hash_list__verified=True,
+        known_hash__withdrawn_at__isnull=True,
+        known_hash__quarantined_at__isnull=True,
     ).values("media__item_id")
 
 
@@ -206,4 +208,35 @@ def known_material_cases() -> Any:
         .annotate(n_items=Count("items"))
         .filter(n_items__gt=0)
         .exclude(Exists(unverified))
+    )
+
+
+def list_precision() -> dict[int, tuple[float | None, int]]:
+    """Per hash list: the share of reviewers' verdicts that were true matches, and how many
+    verdicts there were."""
+    rows = (
+        Match.objects.exclude(verdict="")
+        .values("hash_list_id")
+        .annotate(
+            total=Count("id"), true=Count("id", filter=Q(verdict=Match.Verdict.TRUE_POSITIVE))
+        )
+    )
+    return {r["hash_list_id"]: (r["true"] / r["total"], r["total"]) for r in rows}
+
+
+def quarantined_hashes() -> QuerySet[KnownHash]:
+    """List hashes in quarantine, with their verdict counts and matches, oldest first."""
+    return (
+        KnownHash.objects.filter(quarantined_at__isnull=False)
+        .select_related("hash_list")
+        .annotate(
+            n_matches=Count("matches", distinct=True),
+            false_positives=Count(
+                "matches", filter=Q(matches__verdict=Match.Verdict.FALSE_POSITIVE), distinct=True
+            ),
+            true_positives=Count(
+                "matches", filter=Q(matches__verdict=Match.Verdict.TRUE_POSITIVE), distinct=True
+            ),
+        )
+        .order_by("quarantined_at")
     )

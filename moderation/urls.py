@@ -18,6 +18,11 @@ urlpatterns = [
     path("cases/<int:pk>/renew", cases.renew, name="renew"),
     path("cases/<int:pk>/reassign", cases.reassign, name="reassign"),
     path("cases/<int:pk>/restrict", cases.restrict, name="restrict"),
+    path(
+        "cases/<int:pk>/matches/<int:match_id>/verdict",
+        cases.match_verdict,
+        name="match_verdict",
+    ),
     path("cases/<int:pk>/immediate-risk", escalations.mark_immediate_risk, name="immediate_risk"),
     path("media/<int:media_id>", cases.media_view, name="media"),
     path("media/<int:media_id>/frames/<int:frame_id>", cases.media_frame, name="media_frame"),
@@ -37,6 +42,12 @@ urlpatterns = [
     path("exposure/lift", exposure.exposure_lift_view, name="exposure_lift"),
     path("hash-lists/", hash_lists.hash_list_index, name="hash_lists"),
     path("hash-lists/new", hash_lists.hash_list_create, name="hash_list_create"),
+    path("hash-lists/quarantine", hash_lists.quarantine_index, name="quarantine"),
+    path(
+        "hash-lists/quarantine/<int:pk>",
+        hash_lists.quarantine_review,
+        name="quarantine_review",
+    ),
     path("hash-lists/<int:pk>/import", hash_lists.hash_list_import, name="hash_list_import"),
     path("hash-imports/<int:pk>", hash_lists.hash_import_progress, name="hash_import_progress"),
 ]

@@ -8,6 +8,7 @@ from django.db import transaction
 from core.audit import WORKER, Actor, audit_record
 from moderation.matching.banks import Candidate, FrameInput, match_all, match_frames
 from moderation.models import Case, Flag, HashList, Item, KnownHash, Match, Media, MediaFrame
+from moderation.services.quarantine import flood_check
 from principles.models import HarmCategory
 
 
@@ -15,7 +16,9 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
     """Store matches (once per media x known hash), flag the item, and raise its case.
 
     A match to an enabled list adds a hash-match Flag and puts the case in the known-material
-    category and priority (DESIGN.md §6), unless the case is already more urgent.
+    category and priority (DESIGN.md §6), unless the case is already more urgent — except a
+    match of a quarantined hash (moderation.services.quarantine), which is recorded and shown
+    but raises nothing.
     """
     if not candidates:
         return []
@@ -31,6 +34,7 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
     if case_id is not None:
         Case.objects.select_for_update().filter(pk=case_id).first()
     made: list[Match] = []
+    raising: list[Match] = []  # the matches that raise the case: not of a quarantined hash
     for c in candidates:
         hl = lists.get(c.hash_list_id)
         if hl is None or c.known_hash_id not in known:
@@ -51,15 +55,27 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
         )
         if not created:
             continue
+        # Flood control first: a hash that matches too many items becomes quarantined here.
+        flood_check(known_hash_id=c.known_hash_id, actor=actor)
+        quarantine = (
+            KnownHash.objects.filter(pk=c.known_hash_id, quarantined_at__isnull=False)
+            .values_list("quarantine_reason", flat=True)
+            .first()
+        )
         made.append(match)
+        if quarantine is None:
+            raising.append(match)
         Flag.objects.create(
             item_id=media.item_id,
             source=Flag.Source.HASH_MATCH,
-            category=category,
+            # A quarantined hash's match is shown, but categorises and raises nothing.
+            category=category if quarantine is None else None,
             match=match,
             note=f"{hl.name} ({hl.get_algorithm_display()}) distance "
             f"{c.distance}; provider category "
-            f"{known[c.known_hash_id].category or '—'}" + _where(c),
+            f"{known[c.known_hash_id].category or '—'}"
+            + _where(c)
+            + (f"; hash quarantined ({quarantine}): no automatic action" if quarantine else ""),
         )
         audit_record(
             actor=actor,
@@ -79,12 +95,12 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
             },
         )
     item = Item.objects.get(pk=media.item_id)
-    if made and item.case_id is not None and category is not None:
+    if raising and item.case_id is not None and category is not None:
         case = Case.objects.select_for_update().get(pk=item.case_id)
         changed = case.raise_priority(
             priority=category.default_priority,
             category=category,
-            reason=f"known-hash match in {made[0].hash_list.name}",
+            reason=f"known-hash match in {raising[0].hash_list.name}",
         )
         # A known match is *less* urgent than suspected-new material (P3 vs P2): the material
         # is verified and already blocked. Re-categorise when the case was only "new_csam".

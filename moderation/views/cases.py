@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.pages import refusal_as_json, refusal_redirects_to
 from moderation.forms import DecisionForm
-from moderation.models import Case, Decision, Media, MediaFrame
+from moderation.models import Case, Decision, Match, Media, MediaFrame
 from moderation.selectors import case_detail, case_visible_to
 from moderation.services.cases import case_restrict
 from moderation.services.exposure import (
@@ -27,6 +27,7 @@ from moderation.services.exposure import (
     media_open_for_view,
     media_reveal,
 )
+from moderation.services.quarantine import match_verdict_record
 from moderation.services.queue import case_reassign, case_release, case_renew_lease
 from moderation.services.review import decision_record
 from moderation.views.queue import claim_next
@@ -230,6 +231,20 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(get_user_model(), pk=request.POST.get("user") or 0, is_active=True)
     case_reassign(case=case, to_user=user, actor=request.user)
     messages.success(request, f"{case.reference} assigned to {user.get_username()}.")
+    return redirect("moderation:case", pk=case.pk)
+
+
+@require_POST
+@permission_required("moderation.decide_case", raise_exception=True)
+@refusal_redirects_to("moderation:case", "pk")
+def match_verdict(request: HttpRequest, pk: int, match_id: int) -> HttpResponse:
+    """A reviewer says whether a hash match is a true or a false match."""
+    case = get_case_for_user_or_404(request, pk)
+    match = get_object_or_404(
+        Match.objects.select_related("media__item"), pk=match_id, media__item__case=case
+    )
+    match_verdict_record(match=match, user=request.user, verdict=request.POST.get("verdict", ""))
+    messages.success(request, f"Verdict recorded: {match.get_verdict_display().lower()}.")
     return redirect("moderation:case", pk=case.pk)
 
 

@@ -11,14 +11,22 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.pages import refusal_redirects_to
 from moderation.forms import HashImportForm, HashListForm
-from moderation.models import HashImport, HashList
+from moderation.models import HashImport, HashList, KnownHash
+from moderation.selectors import list_precision, quarantined_hashes
 from moderation.services.hashlists import hash_import_start, hash_list_upsert
+from moderation.services.quarantine import known_hash_review
 
 
 @require_GET
 @permission_required("moderation.view_hashlist", raise_exception=True)
 def hash_list_index(request: HttpRequest) -> HttpResponse:
-    lists = HashList.objects.annotate(size=Count("hashes")).order_by("name")
+    precision = list_precision()
+    lists = list(HashList.objects.annotate(size=Count("hashes")).order_by("name"))
+    for hash_list in lists:
+        share, verdicts = precision.get(hash_list.pk, (None, 0))
+        hash_list.precision_label = (  # type: ignore[attr-defined]
+            f"{100 * share:.0f}% of {verdicts}" if share is not None else "—"
+        )
     imports = HashImport.objects.select_related("hash_list").order_by("-created_at")[:20]
     return render(
         request,
@@ -30,6 +38,7 @@ def hash_list_index(request: HttpRequest) -> HttpResponse:
             "list_form": HashListForm(),
             "import_form": HashImportForm(),
             "formats": HashImport.Format.choices,
+            "quarantined": quarantined_hashes().count(),
         },
     )
 
@@ -100,3 +109,26 @@ def hash_import_progress(request: HttpRequest, pk: int) -> JsonResponse:
             "first_errors": imp.invalid[:5],
         }
     )
+
+
+@require_GET
+@permission_required("moderation.review_decision", raise_exception=True)
+def quarantine_index(request: HttpRequest) -> HttpResponse:
+    """Leads review list hashes in quarantine: their reason, verdicts and matches."""
+    return render(
+        request,
+        "moderation/quarantine.html",
+        {"nav": "hash_lists", "hashes": quarantined_hashes()[:500]},
+    )
+
+
+@require_POST
+@permission_required("moderation.review_decision", raise_exception=True)
+@refusal_redirects_to("moderation:quarantine")
+def quarantine_review(request: HttpRequest, pk: int) -> HttpResponse:
+    known_hash = get_object_or_404(KnownHash.objects.select_related("hash_list"), pk=pk)
+    action = request.POST.get("action", "")
+    known_hash_review(known_hash=known_hash, lead=request.user, action=action)
+    verb = "released back to matching" if action == "release" else "withdrawn"
+    messages.success(request, f"Entry {known_hash.pk} of {known_hash.hash_list.name} {verb}.")
+    return redirect("moderation:quarantine")
