@@ -166,6 +166,21 @@ def _thumbnail(rgb: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def _frame_thumbnail(frame: Any, width: int, height: int) -> bytes:
+    """A contact-sheet JPEG straight from the decoded frame, scaled by swscale (a tenth of the
+    cost of scaling the full RGB copy with Pillow)."""
+    scale = THUMBNAIL_SIZE / max(width, height)
+    small = frame.reformat(
+        width=max(1, round(width * scale)),
+        height=max(1, round(height * scale)),
+        format="rgb24",
+        interpolation="AREA",
+    )
+    out = io.BytesIO()
+    Image.fromarray(small.to_ndarray()).save(out, format="JPEG", quality=70)
+    return out.getvalue()
+
+
 def _thumbnail_every(hashed: int, wanted: int) -> int:
     return max(1, -(-hashed // max(1, wanted)))
 
@@ -210,11 +225,17 @@ def hash_video(
         fps = _frame_rate(stream)
         frame_mod = max(1, int(seconds_per_hash * float(fps)))
 
-        # First pass: every video packet's presentation time, without decoding.
+        # First pass: every video packet's presentation time and key flag, in decode order,
+        # without decoding.
         try:
-            pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+            packets = [
+                (p.pts, p.is_keyframe)
+                for p in container.demux(stream)
+                if p.size and p.pts is not None
+            ]
         except av.error.FFmpegError as exc:
             raise VideoError(f"the container is damaged: {type(exc).__name__}") from None
+        pts = [p for p, _ in packets]
         if not pts:
             raise VideoError("the video stream holds no frames")
         if len(pts) > limits.max_frames:
@@ -237,6 +258,7 @@ def hash_video(
             )
         thumb_every = _thumbnail_every(hashed_total, limits.thumbnails)
         skipping = skip_nonref and unique and codec in _SKIP_NONREF_CODECS
+        unneeded = _gop_tails(packets, chosen) if skip_nonref and unique else set()
 
         container.seek(0)
         stream = container.streams.video[0]
@@ -245,8 +267,13 @@ def hash_video(
         frames: list[FrameHash] = []
         thumbnails: dict[int, bytes] = {}
         decoded = 0
+        position = -1  # the packet's place in decode order, counted as in the first pass
         try:
             for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:
+                    position += 1
+                if position in unneeded and packet.size:
+                    continue  # after a GOP's last chosen frame: nothing needs it
                 if skipping:
                     context.skip_frame = (
                         "DEFAULT" if packet.pts is None or packet.pts in chosen else "NONREF"
@@ -260,7 +287,7 @@ def hash_video(
                     pdq, quality = pdq_from_luma(_luma(rgb))
                     frames.append(FrameHash(number, round(number / float(fps), 3), quality, pdq))
                     if (len(frames) - 1) % thumb_every == 0:
-                        thumbnails[number] = _thumbnail(rgb)
+                        thumbnails[number] = _frame_thumbnail(frame, width, height)
         except av.error.FFmpegError as exc:
             # The reference stops at a frame that fails to decode; so do we, and say where.
             if not frames:
@@ -281,6 +308,30 @@ def hash_video(
             frames=frames,
             thumbnails=thumbnails,
         )
+
+
+def _gop_tails(packets: list[tuple[int, bool]], chosen: set[int]) -> set[int]:
+    """Decode-order positions of packets nothing needs: in each group of pictures (from a key
+    packet to the next), those after the last chosen frame — a frame is only ever predicted
+    from frames decoded before it, and a key packet starts afresh — and whole groups with no
+    chosen frame. Empty (so: decode everything) if the stream has leading pictures, frames
+    after a key packet in decode order but shown before it: an open group of pictures, whose
+    leading frames may be predicted from the group before.
+    """
+    keys = [i for i, (_, key) in enumerate(packets) if key]
+    if not keys or keys[0] != 0:
+        return set()
+    for start in keys[1:]:
+        key_pts = packets[start][0]
+        window = packets[start + 1 : start + 17]  # leading pictures follow their key at once
+        if any(pts < key_pts for pts, _ in window):
+            return set()
+    unneeded: set[int] = set()
+    bounds = [*keys, len(packets)]
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        last = max((i for i in range(start, end) if packets[i][0] in chosen), default=start - 1)
+        unneeded.update(range(last + 1, end))
+    return unneeded
 
 
 def is_animated(path: str | os.PathLike[str]) -> bool:

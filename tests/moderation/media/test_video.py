@@ -19,6 +19,7 @@ from moderation.media.video import (
     FrameHash,
     VideoError,
     VideoLimits,
+    _gop_tails,
     hash_animation,
     hash_video,
     hash_video_isolated,
@@ -171,3 +172,17 @@ class HostileVideoTests:
     def test_the_isolated_child_returns_what_the_library_returns(self, clip: Path) -> None:
         here, child = hash_video(clip), hash_video_isolated(clip)
         assert child.frames == here.frames and child.thumbnails == here.thumbnails
+
+
+class GopTailTests:
+    def test_packets_after_a_groups_last_chosen_frame_are_not_needed(self) -> None:
+        # decode order (pts, key): two closed groups of pictures of 6 frames.
+        packets = [(0, True), (3, False), (1, False), (2, False), (5, False), (4, False)]
+        packets += [(6, True), (9, False), (7, False), (8, False), (11, False), (10, False)]
+        assert _gop_tails(packets, chosen={0, 2}) == {4, 5, 6, 7, 8, 9, 10, 11}
+        assert _gop_tails(packets, chosen={0, 7}) == {1, 2, 3, 4, 5, 9, 10, 11}
+
+    def test_an_open_group_of_pictures_turns_it_off(self) -> None:
+        # After the second key packet (pts 6) comes a frame shown before it: a leading picture.
+        packets = [(0, True), (2, False), (1, False), (6, True), (4, False), (5, False)]
+        assert _gop_tails(packets, chosen={0}) == set()
