@@ -436,9 +436,10 @@ SAFEGUARD_VIDEO_MAX_SECONDS = env_int("SAFEGUARD_VIDEO_MAX_SECONDS", 30 * 60, mi
 SAFEGUARD_VIDEO_MAX_FRAMES = env_int("SAFEGUARD_VIDEO_MAX_FRAMES", 30 * 60 * 120, minimum=1)
 SAFEGUARD_VIDEO_MAX_PIXELS = env_int("SAFEGUARD_VIDEO_MAX_PIXELS", 4096 * 2304, minimum=1)
 SAFEGUARD_VIDEO_MEMORY_MB = env_int("SAFEGUARD_VIDEO_MEMORY_MB", 2048, minimum=256)
-# Must stay under SAFEGUARD_HASH_STUCK_AFTER_SECONDS (a system check says so), or the sweeper
+# Plus 90 s (the hashing task's hard limit) must stay under SAFEGUARD_HASH_STUCK_AFTER_SECONDS
+# and the broker's visibility timeout (a system check says so), or the sweeper
 # would hand a video still being decoded to a second worker.
-SAFEGUARD_VIDEO_TIMEOUT_SECONDS = env_int("SAFEGUARD_VIDEO_TIMEOUT_SECONDS", 480, minimum=10)
+SAFEGUARD_VIDEO_TIMEOUT_SECONDS = env_int("SAFEGUARD_VIDEO_TIMEOUT_SECONDS", 420, minimum=10)
 SAFEGUARD_VIDEO_THUMBNAILS = env_int("SAFEGUARD_VIDEO_THUMBNAILS", 60, minimum=1)
 # Hash hygiene: a list hash is quarantined (matches shown, nothing automatic) after this many
 # false-positive verdicts, or when it matches more than this many distinct items in an hour.

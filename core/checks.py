@@ -66,14 +66,17 @@ def check_task_execution(app_configs: Any, **kwargs: Any) -> list[Warning]:
 @register()
 def check_video_timeout(app_configs: Any, **kwargs: Any) -> list[Error]:
     """A video still being decoded must not look stuck to the hashing sweeper."""
-    timeout = settings.SAFEGUARD_VIDEO_TIMEOUT_SECONDS
+    # The hashing task's hard limit is the video timeout + 90 s (moderation/tasks/hashing.py).
+    hard_limit = settings.SAFEGUARD_VIDEO_TIMEOUT_SECONDS + 90
     stuck_after = settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS
-    if timeout >= stuck_after:
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    if hard_limit >= min(stuck_after, visibility):
         return [
             Error(
-                f"SAFEGUARD_VIDEO_TIMEOUT_SECONDS ({timeout}) must be below "
-                f"SAFEGUARD_HASH_STUCK_AFTER_SECONDS ({stuck_after}).",
-                hint="Otherwise the sweeper re-enqueues a video a worker is still decoding.",
+                f"SAFEGUARD_VIDEO_TIMEOUT_SECONDS + 90 ({hard_limit}) must be below "
+                f"SAFEGUARD_HASH_STUCK_AFTER_SECONDS ({stuck_after}) and "
+                f"CELERY_VISIBILITY_TIMEOUT ({visibility}).",
+                hint="Otherwise a video still being decoded is handed to a second worker.",
                 id="safeguard.E010",
             )
         ]

@@ -182,12 +182,17 @@ def match_summaries(case_ids: list[int]) -> dict[int, dict[str, int]]:
 
 def _items_with_a_verified_match() -> QuerySet[Any]:
     """Items whose media match a verified list through an entry its source still lists and
-    that is not quarantined (such matches stay in history but justify nothing automatic)."""
-    return Match.objects.filter(
-        hash_list__verified=True,
-        known_hash__withdrawn_at__isnull=True,
-        known_hash__quarantined_at__isnull=True,
-    ).values("media__item_id")
+    that is not quarantined, by a match no reviewer called false (such matches stay in history
+    but justify nothing automatic)."""
+    return (
+        Match.objects.filter(
+            hash_list__verified=True,
+            known_hash__withdrawn_at__isnull=True,
+            known_hash__quarantined_at__isnull=True,
+        )
+        .exclude(verdict=Match.Verdict.FALSE_POSITIVE)
+        .values("media__item_id")
+    )
 
 
 def case_is_known_material(case: Case) -> bool:

@@ -190,6 +190,12 @@ def _match_entry(match: Any) -> dict[str, Any]:
     }
     if match.segments:
         entry["segments"] = match.segments
+    if match.transform:
+        entry["transform"] = match.transform
+    if match.verdict:
+        entry["verdict"] = match.verdict
+    if match.known_hash.withdrawn_at is not None:
+        entry["withdrawn_by_source"] = True
     if match.listed_percent is not None:
         entry["query_percent"] = match.query_percent
         entry["listed_percent"] = match.listed_percent
@@ -227,7 +233,13 @@ def referral_document(packet: ReferralPacket) -> dict[str, Any]:
     cases = list(packet.cases.order_by("id"))
     items = _items(cases)
     media_ids = [i.media.pk for i in items if getattr(i, "media", None)]
-    viewed = set(Reveal.objects.filter(media_id__in=media_ids).values_list("media_id", flat=True))
+    # Viewed by the provider: the file itself was revealed. A contact-sheet frame (a small
+    # still of a video) is not the file: saying so would overstate what was seen.
+    viewed = set(
+        Reveal.objects.filter(media_id__in=media_ids, frame__isnull=True).values_list(
+            "media_id", flat=True
+        )
+    )
     holds = LegalHold.objects.filter(case__in=cases, released_at__isnull=True)
     held_cases = set(holds.values_list("case_id", flat=True))
     held_until = max((h.expires_at for h in holds), default=None)

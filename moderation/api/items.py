@@ -86,6 +86,8 @@ class MatchSerializer(serializers.ModelSerializer):
             "distance",
             "provider_category",
             "segments",
+            "transform",
+            "verdict",
             "query_percent",
             "listed_percent",
             "created_at",

@@ -271,6 +271,9 @@ def match_frames_to_images(frames: list[FrameInput], hash_list: HashList) -> lis
 def match_frames_to_videos(frames: list[FrameInput], hash_list: HashList) -> list[Candidate]:
     """Listed videos matching these frames by Meta's vPDQ comparison (moderation.matching.vpdq)."""
     bank = bank_load(hash_list)
+    # Frames below the quality floor are never compared: don't search for them either (a black
+    # frame's hash is near thousands of listed black frames).
+    frames = [f for f in frames if f.quality >= hash_list.min_quality]
     if not frames or bank.frames is None or bank.video_sizes is None:
         return []
     hits = bank.index.search_many([f.pdq for f in frames], hash_list.threshold)

@@ -33,6 +33,7 @@ A library: no Django. ``python -m moderation.media.video FILE`` is the child's e
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import resource
@@ -258,7 +259,8 @@ def hash_video(
             )
         thumb_every = _thumbnail_every(hashed_total, limits.thumbnails)
         skipping = skip_nonref and unique and codec in _SKIP_NONREF_CODECS
-        unneeded = _gop_tails(packets, chosen) if skip_nonref and unique else set()
+        tails = _gop_tails(packets, chosen) if skip_nonref and unique else set()
+        unneeded = {packets[i][0] for i in tails}  # by presentation time: unique, checked above
 
         container.seek(0)
         stream = container.streams.video[0]
@@ -267,12 +269,9 @@ def hash_video(
         frames: list[FrameHash] = []
         thumbnails: dict[int, bytes] = {}
         decoded = 0
-        position = -1  # the packet's place in decode order, counted as in the first pass
         try:
             for packet in container.demux(stream):
-                if packet.size and packet.pts is not None:
-                    position += 1
-                if position in unneeded and packet.size:
+                if packet.size and packet.pts in unneeded:
                     continue  # after a GOP's last chosen frame: nothing needs it
                 if skipping:
                     context.skip_frame = (
@@ -297,6 +296,12 @@ def hash_video(
             ) from None
         if not frames:
             raise VideoError("no frame could be decoded")
+        if (skipping or unneeded) and len(frames) != hashed_total:
+            # Skipping lost a chosen frame (a container whose packets didn't replay as read):
+            # decode everything instead, as the reference does.
+            return hash_video(
+                path, seconds_per_hash=seconds_per_hash, limits=limits, skip_nonref=False
+            )
         frames.sort(key=lambda f: f.frame)
         return VideoHashes(
             duration=round(duration, 3),
@@ -328,7 +333,7 @@ def _gop_tails(packets: list[tuple[int, bool]], chosen: set[int]) -> set[int]:
             return set()
     unneeded: set[int] = set()
     bounds = [*keys, len(packets)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         last = max((i for i in range(start, end) if packets[i][0] in chosen), default=start - 1)
         unneeded.update(range(last + 1, end))
     return unneeded
@@ -436,12 +441,15 @@ def hash_video_isolated(
         ]
         if animated:
             command.append("--animated")
+        # A minimal environment: the decoder of a hostile file gets none of the worker's
+        # secrets (database URL, keys, credentials). One thread: the worker's core is the budget.
         env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(root),
+            "LANG": "C.UTF-8",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
         }
-        # Numerical libraries: one thread, the worker's core is the budget.
-        env.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
         try:
             result = subprocess.run(
                 command,
@@ -450,6 +458,7 @@ def hash_video_isolated(
                 preexec_fn=lambda: _limit_child(limits),
                 env=env,
                 check=False,
+                start_new_session=True,  # a signal to the worker's process group skips it
             )
         except subprocess.TimeoutExpired:
             raise VideoError(

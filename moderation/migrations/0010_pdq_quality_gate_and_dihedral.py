@@ -3,6 +3,32 @@
 from django.db import migrations, models
 
 
+def _degenerate(pdq):
+    """moderation.media.hashing.pdq_is_degenerate as of this migration."""
+    bits = int(pdq, 16).bit_count()
+    return not 64 <= bits <= 192 or len(set(pdq.lower())) < 5
+
+
+def _flag_existing_entries(apps, schema_editor):
+    """PDQ entries imported before the flag existed: flag the degenerate ones, and re-index
+    their lists so the flag takes effect."""
+    KnownHash = apps.get_model("moderation", "KnownHash")
+    HashList = apps.get_model("moderation", "HashList")
+    flagged, lists = [], set()
+    for pk, list_id, value in (
+        KnownHash.objects.filter(hash_list__algorithm="pdq")
+        .values_list("pk", "hash_list_id", "value")
+        .iterator(chunk_size=5000)
+    ):
+        if len(value) == 64 and _degenerate(value):
+            flagged.append(pk)
+            lists.add(list_id)
+    for start in range(0, len(flagged), 5000):
+        KnownHash.objects.filter(pk__in=flagged[start : start + 5000]).update(low_quality=True)
+    for list_id in lists:
+        HashList.objects.filter(pk=list_id).update(version=models.F("version") + 1)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -40,4 +66,5 @@ class Migration(migrations.Migration):
             name='min_quality',
             field=models.PositiveSmallIntegerField(default=50, help_text='Media and frames of lower PDQ quality are not matched perceptually (0-100).'),
         ),
+        migrations.RunPython(_flag_existing_entries, migrations.RunPython.noop),
     ]

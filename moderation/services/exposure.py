@@ -121,7 +121,8 @@ def media_reveal(
     why; refuse without a reason or past the limit. Each frame is a reveal of its own.
 
     The reveal log is the single source for "was this file viewed at the provider" in
-    referral packets, and for the exposure counters.
+    referral packets (whole-file reveals only: a frame is not the file), and for the exposure
+    counters (every reveal counts).
     """
     reason = (reason or "").strip()
     if len(reason) < 3:

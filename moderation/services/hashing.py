@@ -71,8 +71,11 @@ def media_claim_batch(*, media_ids: list[int], batch_size: int) -> list[int]:
             claimed.append(pk)
     room = batch_size - len(claimed)
     if room > 0:
+        # Only images join a batch: a video takes up to SAFEGUARD_VIDEO_TIMEOUT_SECONDS and
+        # is hashed in a task of its own (see media_batches).
         extra = list(
             Media.objects.filter(hash_status=Media.HashStatus.PENDING)
+            .exclude(kind="video")
             .exclude(pk__in=claimed)
             .order_by("id")
             .values_list("pk", flat=True)[:room]
@@ -178,11 +181,26 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
     Failures are recorded (hash_status=failed with the reason) and the item stays reviewable.
     """
     media = Media.objects.select_related("item").get(pk=media_id)
+    # Per file, not per batch: a batch that waits behind a long video must not look stuck.
+    Media.objects.filter(pk=media.pk).update(hash_started_at=timezone.now())
     try:
         path = _verify_custody(media)
+    except (HashingError, OSError, ValueError) as exc:
+        return _record_failure(media=media, reason=str(exc)[:2000], actor=actor)
+    try:
         result = hash_file(path, kind=media.kind)
     except (HashingError, VideoError, OSError, ValueError) as exc:
-        return _record_failure(media=media, reason=str(exc)[:2000], actor=actor)
+        # A file that can't be decoded still has its bytes' digests: match them against the
+        # exact lists, or a broken or over-long file would dodge known-hash matching.
+        sha256, md5, sha1 = file_digests(path)
+        digests = MediaHashes(sha256=sha256, md5=md5, sha1=sha1)
+        return _record_failure(
+            media=media,
+            reason=str(exc)[:2000],
+            actor=actor,
+            digests=digests,
+            candidates=match_all(_hash_values(digests)),
+        )
 
     hashes, video = result.hashes, result.video
     candidates: list[Candidate] = match_all(
@@ -223,7 +241,8 @@ def _record_hashes(
         if video is not None:
             locked.duration, locked.codec = video.duration, video.codec
             locked.frame_rate, locked.frame_count = video.frame_rate, video.frame_count
-            _store_frames(locked, video, written)
+            if locked.purged_at is None:  # purged while it was decoded: no new imagery
+                _store_frames(locked, video, written)
         locked.hash_status = Media.HashStatus.DONE
         locked.hash_error = ""
         locked.hashed_at = timezone.now()
@@ -283,21 +302,52 @@ def _hash_values(hashes: MediaHashes) -> dict[str, str]:
     }
 
 
-def _record_failure(*, media: Media, reason: str, actor: Actor) -> Media:
+def _record_failure(
+    *,
+    media: Media,
+    reason: str,
+    actor: Actor,
+    digests: MediaHashes | None = None,
+    candidates: list[Candidate] | None = None,
+) -> Media:
+    """Record that hashing failed (the item stays stored and reviewable), with the digests
+    and exact matches when the bytes could still be read. Never overwrites a finished result
+    (a duplicate delivery may have hashed the file meanwhile)."""
     with transaction.atomic():
-        Media.objects.filter(pk=media.pk).update(
-            hash_status=Media.HashStatus.FAILED, hash_error=reason, hashed_at=timezone.now()
-        )
+        locked = Media.objects.select_for_update().get(pk=media.pk)
+        if locked.hash_status == Media.HashStatus.DONE:
+            return locked
+        locked.hash_status = Media.HashStatus.FAILED
+        locked.hash_error = reason
+        locked.hashed_at = timezone.now()
+        fields = ["hash_status", "hash_error", "hashed_at"]
+        if digests is not None:
+            locked.md5, locked.sha1 = digests.md5, digests.sha1
+            fields += ["md5", "sha1"]
+        locked.save(update_fields=fields)
         Item.objects.filter(pk=media.item_id).update(status=Item.Status.FAILED)
+        made = matches_record(media=locked, candidates=candidates or [], actor=actor)
+        if made:
+            enqueue_rules(media.item.case_id, "hashed")
         audit_record(
             actor=actor,
             verb="media.hash_failed",
             obj=media,
-            data={"item": media.item_id, "reason": reason},
+            data={"item": media.item_id, "reason": reason, "matches": len(made)},
         )
     logger.warning("Hashing media %s failed: %s", media.pk, reason)
     media.refresh_from_db()
     return media
+
+
+def media_batches(media_ids: list[int], *, batch_size: int) -> list[list[int]]:
+    """Task-sized groups of media to hash: each video alone (it may take minutes), images
+    batch_size at a time (Celery's per-task overhead amortised)."""
+    videos = set(Media.objects.filter(pk__in=media_ids, kind="video").values_list("pk", flat=True))
+    images = [pk for pk in media_ids if pk not in videos]
+    batches = [[pk] for pk in media_ids if pk in videos]
+    batches += [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    return batches
 
 
 def media_sweep_stuck(*, now: datetime | None = None) -> list[int]:

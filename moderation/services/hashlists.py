@@ -309,6 +309,8 @@ def hash_import_create(
 ) -> HashImport:
     if len(content) > MAX_IMPORT_BYTES:
         raise HashListError(f"The file is larger than {MAX_IMPORT_BYTES} bytes.", field="file")
+    if sync and hash_list.algorithm == HashList.Algorithm.VPDQ:
+        raise HashListError("Sync is for lists of hashes; a vPDQ list takes videos one by one.")
     if b"\x00" in content[:65536]:
         raise HashListError("The file is not a text CSV file.", field="file")
     with transaction.atomic():
@@ -376,6 +378,7 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
     4. If anything changed, bump the list version (which retires the old match index) and
        rescan stored media against the list after commit (retroactive matching).
     """
+    previous = HashImport.objects.filter(pk=import_id).values_list("status", flat=True).first()
     if (
         not HashImport.objects.filter(pk=import_id)
         .exclude(status__in=[HashImport.Status.DONE, HashImport.Status.COMPLETED_WITH_ERRORS])
@@ -383,6 +386,9 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
     ):
         return HashImport.objects.filter(pk=import_id).first()
     imp = HashImport.objects.select_related("hash_list").get(pk=import_id)
+    # A run that died part-way committed some chunks; this run finds them unchanged, so the
+    # list must be re-indexed whatever it counts.
+    imp.rerun = previous == HashImport.Status.RUNNING  # type: ignore[attr-defined]
     hl = imp.hash_list
     if hl.algorithm == HashList.Algorithm.VPDQ:
         return _video_import_run(imp, actor)
@@ -455,7 +461,11 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
                 processed_rows=F("processed_rows") + len(chunk), added=added, updated=updated
             )
     withdrawn = 0
-    if imp.sync and not invalid:
+    if imp.sync and not by_value:
+        # An empty file, or one of comments only, would withdraw the whole list.
+        invalid.append({"line": 0, "error": "--sync refused: the file holds no entries"})
+        HashImport.objects.filter(pk=imp.pk).update(invalid=invalid[:_MAX_INVALID_KEPT])
+    elif imp.sync and not invalid:
         withdrawn = _withdraw_absent(hl, set(by_value), actor=actor)
     elif imp.sync:
         # A file with refused rows is not a trustworthy picture of the list: withdrawing what
@@ -514,11 +524,11 @@ def _import_finish(
     else:
         status, error = HashImport.Status.DONE, ""
     with transaction.atomic():
-        if added or updated or withdrawn:
+        if added or updated or withdrawn or getattr(imp, "rerun", False):
             HashList.objects.filter(pk=hl.pk).update(
                 version=F("version") + 1, updated_at=timezone.now()
             )
-            if added or updated:
+            if added or updated or getattr(imp, "rerun", False):
                 enqueue_on_commit("moderation.rescan_list", hl.pk, 0)
         HashImport.objects.filter(pk=imp.pk).update(
             status=status,

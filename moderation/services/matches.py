@@ -12,7 +12,9 @@ from moderation.services.quarantine import flood_check
 from principles.models import HarmCategory
 
 
-def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -> list[Match]:
+def matches_record(
+    *, media: Media, candidates: list[Candidate], actor: Actor, flood_control: bool = True
+) -> list[Match]:
     """Store matches (once per media x known hash), flag the item, and raise its case.
 
     A match to an enabled list adds a hash-match Flag and puts the case in the known-material
@@ -55,8 +57,10 @@ def matches_record(*, media: Media, candidates: list[Candidate], actor: Actor) -
         )
         if not created:
             continue
-        # Flood control first: a hash that matches too many items becomes quarantined here.
-        flood_check(known_hash_id=c.known_hash_id, actor=actor)
+        # Flood control first: a perceptual hash that matches too many new items becomes
+        # quarantined here (see flood_check for why not exact hashes, not rescans).
+        if flood_control and not hl.is_exact:
+            flood_check(known_hash_id=c.known_hash_id, actor=actor)
         quarantine = (
             KnownHash.objects.filter(pk=c.known_hash_id, quarantined_at__isnull=False)
             .values_list("quarantine_reason", flat=True)
@@ -178,7 +182,7 @@ def media_rescan_batch(
             candidates += match_frames(frames, only_list=hash_list)
         if candidates:
             with transaction.atomic():
-                matches_record(media=media, candidates=candidates, actor=actor)
+                matches_record(media=media, candidates=candidates, actor=actor, flood_control=False)
     return batch[-1].pk
 
 

@@ -67,7 +67,9 @@ def match_verdict_record(*, match: Match, user: Any, verdict: str) -> Match:
 
 def flood_check(*, known_hash_id: int, actor: Actor = WORKER) -> bool:
     """After a match is recorded: quarantine its hash if it matched more distinct items in the
-    last hour than SAFEGUARD_FLOOD_ITEMS_PER_HOUR. Call inside the matching transaction.
+    last hour than SAFEGUARD_FLOOD_ITEMS_PER_HOUR. Call inside the matching transaction, for
+    perceptual matches of new media only: an exact digest can't misfire (widely shared known
+    material matches often, rightly), and a retroactive rescan matches a backlog at once.
     Returns whether it quarantined the hash."""
     since = timezone.now() - timedelta(hours=1)
     items = (

@@ -6,11 +6,25 @@ from celery import shared_task
 from django.conf import settings
 
 from core.enqueue import enqueue_on_commit
-from moderation.services.hashing import media_claim_batch, media_hash, media_sweep_stuck
+from moderation.services.hashing import (
+    media_batches,
+    media_claim_batch,
+    media_hash,
+    media_sweep_stuck,
+)
 from moderation.services.matches import media_rescan_batch
 
 
-@shared_task(name="moderation.hash_media_batch", acks_late=True, max_retries=5)
+# A batch holds at most one video (media_claim_batch, media_batches), which its decoder child
+# gives up on after SAFEGUARD_VIDEO_TIMEOUT_SECONDS; the limits leave room for the images
+# beside it. core.checks makes sure the sweeper and the broker wait longer than the hard limit.
+@shared_task(
+    name="moderation.hash_media_batch",
+    acks_late=True,
+    max_retries=5,
+    soft_time_limit=settings.SAFEGUARD_VIDEO_TIMEOUT_SECONDS + 60,
+    time_limit=settings.SAFEGUARD_VIDEO_TIMEOUT_SECONDS + 90,
+)
 def hash_media_batch_task(media_ids: list[int]) -> list[int]:
     claimed = media_claim_batch(media_ids=media_ids, batch_size=settings.SAFEGUARD_HASH_BATCH_SIZE)
     for media_id in claimed:
@@ -22,9 +36,8 @@ def hash_media_batch_task(media_ids: list[int]) -> list[int]:
 def sweep_stuck_media_task() -> int:
     """Beat: re-enqueue media stuck pending or processing, in batches."""
     retry = media_sweep_stuck()
-    size = settings.SAFEGUARD_HASH_BATCH_SIZE
-    for start in range(0, len(retry), size):
-        enqueue_on_commit(hash_media_batch_task, retry[start : start + size])
+    for batch in media_batches(retry, batch_size=settings.SAFEGUARD_HASH_BATCH_SIZE):
+        enqueue_on_commit(hash_media_batch_task, batch)
     return len(retry)
 
 

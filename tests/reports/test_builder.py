@@ -178,6 +178,28 @@ class NoImagesTests:
             assert raw[:64] not in content, name
             assert not any(t[:64] in content for t in thumbnails), name
 
+    def test_revealing_a_contact_sheet_frame_is_not_viewing_the_file(
+        self, tmp_path: Path, moderator: Any, lead: Any
+    ) -> None:
+        item = make_video_item(write_synthetic_video(tmp_path / "v.mp4", 8, seconds=3))
+        media = item.media
+        frame = media.frames.exclude(thumbnail="").first()
+        Reveal.objects.create(
+            media=media, frame=frame, case=item.case, user=moderator, reason="check one frame"
+        )
+        packet = packet_draft(
+            cases=[item.case],
+            destination=police(),
+            priority="urgent",
+            summary="s",
+            actor=lead,
+            drafted_by=lead,
+        )
+        document = referral_document(packet)
+        assert document["items"][0]["viewed_by_provider"] is False
+        Reveal.objects.create(media=media, case=item.case, user=moderator, reason="the file")
+        assert referral_document(packet)["items"][0]["viewed_by_provider"] is True
+
     def test_the_builder_refuses_binary_media_from_any_source(self) -> None:
         for data in (
             synthetic_jpeg(1, 32, 32),

@@ -3,6 +3,7 @@ and video lists, shown by the API, carried (as hashes only) by packets."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,17 @@ class HostileVideoIntakeTests:
         assert item.case is not None and not media.frames.exists()
         page = client_for(moderator).get(f"/cases/{item.case.pk}/")
         assert page.status_code == 200 and media.hash_error in page.content.decode()
+
+    def test_a_video_that_cannot_be_decoded_is_still_matched_by_its_exact_digest(
+        self, videos: dict[str, Path], tmp_path: Path
+    ) -> None:
+        data = videos["listed"].read_bytes()
+        cut = tmp_path / "cut2.mp4"
+        cut.write_bytes(data[: len(data) // 2])
+        listed, _ = hash_list_upsert(name="MD5", algorithm="md5", actor=ACTOR)
+        listed.hashes.create(
+            value=hashlib.md5(cut.read_bytes(), usedforsecurity=False).hexdigest(), category="A"
+        )
+        media = make_video_item(cut).media
+        assert media.hash_status == "failed"
+        assert Match.objects.filter(media=media, hash_list=listed).exists()

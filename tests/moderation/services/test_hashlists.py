@@ -15,7 +15,12 @@ from core.audit import SystemActor
 from moderation.matching.banks import match_all
 from moderation.models import HashImport, HashList, KnownHash, Match
 from moderation.selectors import known_material_cases
-from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
+from moderation.services.hashlists import (
+    HashListError,
+    hash_import_create,
+    hash_import_run,
+    hash_list_upsert,
+)
 from tests.conftest import client_for
 from tests.moderation.factories import make_item, random_pdq
 
@@ -164,3 +169,21 @@ class SyncTests:
                 "vpdq",
                 "--sync",
             )
+
+
+@pytest.mark.django_db
+class SyncSafetyTests:
+    def test_a_sync_file_with_no_entries_withdraws_nothing(self) -> None:
+        hash_list = _pdq_list()
+        keep = random_pdq(RNG)
+        _import(hash_list, f"{keep},A,\n")
+        for empty in ("", "hash,category,metadata\n", "# nothing\n"):
+            fmt = "signals" if empty.startswith("#") else "csv"
+            imp = _import(hash_list, empty, fmt, sync=True)
+            assert imp.withdrawn == 0 and imp.status == "failed", empty
+        assert KnownHash.objects.get(value=keep).withdrawn_at is None
+
+    def test_a_video_list_refuses_sync(self) -> None:
+        videos, _ = hash_list_upsert(name="V", algorithm="vpdq", actor=ACTOR)
+        with pytest.raises(HashListError, match="vPDQ"):
+            hash_import_create(hash_list=videos, content=b"x", filename="v", actor=ACTOR, sync=True)

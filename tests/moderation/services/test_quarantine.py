@@ -87,6 +87,7 @@ class QuarantineTests:
                 )
         known = KnownHash.objects.get()
         assert known.quarantined_at is not None and "2 false-positive" in known.quarantine_reason
+        assert not known_material_cases().filter(pk=items[0].case_id).exists()
         assert not known_material_cases().filter(pk=items[2].case_id).exists()
         assert [m.to for m in mail.outbox] == [[admin_user.email]]  # admins alerted once
         page = client.get("/hash-lists/quarantine").content.decode()
@@ -125,14 +126,41 @@ class QuarantineTests:
 
 @pytest.mark.django_db
 class FloodControlTests:
-    def test_a_hash_matching_too_many_items_in_an_hour_is_quarantined(
+    def test_a_perceptual_hash_matching_too_many_new_items_in_an_hour_is_quarantined(
         self, settings: Any, admin_user: Any, django_capture_on_commit_callbacks: Any
     ) -> None:
         settings.SAFEGUARD_FLOOD_ITEMS_PER_HOUR = 3
+        probe = make_item(kind="image", seed=301, subject="probe")
+        hash_list, _ = hash_list_upsert(name="P", algorithm="pdq", actor=ACTOR, min_quality=0)
+        imp = hash_import_create(
+            hash_list=hash_list,
+            content=f"{probe.media.pdq},A,\n".encode(),
+            filename="p",
+            actor=ACTOR,
+        )
         with django_capture_on_commit_callbacks(execute=True):
-            items = _matched_items(5, seed=301)
+            hash_import_run(import_id=imp.pk)  # its rescan (at the end) matches the probe
+            items = [make_item(kind="image", seed=301, subject=f"f-{k}") for k in range(4)]
         known = KnownHash.objects.get()
         assert known.quarantined_at is not None and "flood control" in known.quarantine_reason
         raised = [Case.objects.get(pk=i.case_id).category.code == "known_csam" for i in items]
-        assert raised == [True, True, True, False, False]  # the 4th match tripped it
+        assert raised == [True, True, True, False]  # the 4th new item in the hour tripped it
         assert len(mail.outbox) == 1
+
+    def test_exact_digests_and_rescans_are_never_flood_controlled(self, settings: Any) -> None:
+        settings.SAFEGUARD_FLOOD_ITEMS_PER_HOUR = 1
+        _matched_items(3)  # an exact list, matched by a rescan and by new items alike
+        make_item(kind="image", seed=300, subject="new")
+        assert not KnownHash.objects.filter(quarantined_at__isnull=False).exists()
+
+
+@pytest.mark.django_db
+class FalseMatchTests:
+    def test_a_match_called_false_justifies_no_bulk_action(self, lead: Any) -> None:
+        [item] = _matched_items(1, seed=302)
+        assert known_material_cases().filter(pk=item.case_id).exists()
+        match = Match.objects.get(media=item.media)
+        client_for(lead).post(
+            f"/cases/{item.case_id}/matches/{match.pk}/verdict", {"verdict": "false_positive"}
+        )
+        assert not known_material_cases().filter(pk=item.case_id).exists()
