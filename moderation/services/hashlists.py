@@ -401,24 +401,12 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
             raise HashListError("The file is not UTF-8 text.") from None
         rows, invalid = parse_entries(text, hl.algorithm, imp.format)
     except (HashListError, OSError) as exc:
-        with transaction.atomic():
-            HashImport.objects.filter(pk=imp.pk).update(
-                status=HashImport.Status.FAILED, error=str(exc), finished_at=timezone.now()
-            )
-            audit_record(actor=actor, verb="hash_import.failed", obj=imp, data={"error": str(exc)})
-        return HashImport.objects.get(pk=imp.pk)
+        return _import_fail(imp, str(exc), actor)
 
     # Deduplicate within the file: the last row for a value wins.
     by_value = {row.value: row for row in rows}
     unique_rows = list(by_value.values())
-    HashImport.objects.filter(pk=imp.pk).update(
-        total_rows=len(unique_rows),
-        processed_rows=0,
-        added=0,
-        updated=0,
-        invalid=invalid[:_MAX_INVALID_KEPT],
-        invalid_count=len(invalid),
-    )
+    _import_begin(imp, total=len(unique_rows), invalid=invalid)
     added = updated = 0
     for start in range(0, len(unique_rows), _CHUNK_ROWS):
         chunk = unique_rows[start : start + _CHUNK_ROWS]
@@ -482,6 +470,28 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
         withdrawn=withdrawn,
         valid=len(unique_rows),
     )
+
+
+def _import_begin(imp: HashImport, *, total: int, invalid: list[dict[str, Any]]) -> None:
+    """Reset the import's counters for this run and record the rows refused at parsing."""
+    HashImport.objects.filter(pk=imp.pk).update(
+        total_rows=total,
+        processed_rows=0,
+        added=0,
+        updated=0,
+        invalid=invalid[:_MAX_INVALID_KEPT],
+        invalid_count=len(invalid),
+    )
+
+
+def _import_fail(imp: HashImport, reason: str, actor: Actor) -> HashImport:
+    """The file could not be read at all: the import failed, audited."""
+    with transaction.atomic():
+        HashImport.objects.filter(pk=imp.pk).update(
+            status=HashImport.Status.FAILED, error=reason, finished_at=timezone.now()
+        )
+        audit_record(actor=actor, verb="hash_import.failed", obj=imp, data={"error": reason})
+    return HashImport.objects.get(pk=imp.pk)
 
 
 def _withdraw_absent(hl: HashList, present: set[str], *, actor: Actor) -> int:
@@ -640,23 +650,11 @@ def _video_import_run(imp: HashImport, actor: Actor) -> HashImport:
             text = fh.read().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = "The file is not UTF-8 text." if isinstance(exc, UnicodeDecodeError) else str(exc)
-        with transaction.atomic():
-            HashImport.objects.filter(pk=imp.pk).update(
-                status=HashImport.Status.FAILED, error=reason, finished_at=timezone.now()
-            )
-            audit_record(actor=actor, verb="hash_import.failed", obj=imp, data={"error": reason})
-        return HashImport.objects.get(pk=imp.pk)
+        return _import_fail(imp, reason, actor)
     entries, invalid = parse_video_entries(
         text, filename=imp.filename, category=imp.default_category
     )
-    HashImport.objects.filter(pk=imp.pk).update(
-        total_rows=len(entries),
-        processed_rows=0,
-        added=0,
-        updated=0,
-        invalid=invalid[:_MAX_INVALID_KEPT],
-        invalid_count=len(invalid),
-    )
+    _import_begin(imp, total=len(entries), invalid=invalid)
     added = updated = 0
     for entry in entries:
         with transaction.atomic():
