@@ -571,6 +571,8 @@ class KnownHash(models.Model):
     # and shown, but raise nothing and justify no bulk action, until a lead reviews it.
     quarantined_at = models.DateTimeField(null=True, blank=True)
     quarantine_reason = models.CharField(max_length=200, blank=True)
+    # A lead released it from quarantine: false verdicts before this no longer count.
+    released_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

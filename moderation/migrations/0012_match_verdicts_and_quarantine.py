@@ -38,4 +38,9 @@ class Migration(migrations.Migration):
             name='verdict_by',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
+        migrations.AddField(
+            model_name='knownhash',
+            name='released_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
     ]

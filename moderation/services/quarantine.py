@@ -52,9 +52,17 @@ def match_verdict_record(*, match: Match, user: Any, verdict: str) -> Match:
             data={"verdict": verdict, "known_hash": match.known_hash_id, "case": case.pk},
         )
         if verdict == Match.Verdict.FALSE_POSITIVE:
-            false_positives = Match.objects.filter(
+            released = (
+                KnownHash.objects.filter(pk=match.known_hash_id)
+                .values_list("released_at", flat=True)
+                .first()
+            )
+            verdicts = Match.objects.filter(
                 known_hash_id=match.known_hash_id, verdict=Match.Verdict.FALSE_POSITIVE
-            ).count()
+            )
+            if released is not None:  # a lead cleared the earlier ones
+                verdicts = verdicts.filter(verdict_at__gt=released)
+            false_positives = verdicts.count()
             if false_positives >= settings.SAFEGUARD_FALSE_POSITIVES_TO_QUARANTINE:
                 known_hash_quarantine(
                     known_hash_id=match.known_hash_id,
@@ -147,6 +155,8 @@ def known_hash_review(*, known_hash: KnownHash, lead: Any, action: str) -> Known
     changes: dict[str, Any] = {"quarantined_at": None, "quarantine_reason": ""}
     if action == "withdraw":
         changes["withdrawn_at"] = now
+    else:
+        changes["released_at"] = now
     with transaction.atomic():
         if not KnownHash.objects.filter(pk=known_hash.pk, quarantined_at__isnull=False).update(
             **changes

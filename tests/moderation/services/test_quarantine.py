@@ -164,3 +164,29 @@ class FalseMatchTests:
             f"/cases/{item.case_id}/matches/{match.pk}/verdict", {"verdict": "false_positive"}
         )
         assert not known_material_cases().filter(pk=item.case_id).exists()
+
+
+@pytest.mark.django_db
+class ReleaseTests:
+    def test_false_verdicts_before_a_release_no_longer_count(
+        self, lead: Any, settings: Any
+    ) -> None:
+        settings.SAFEGUARD_FALSE_POSITIVES_TO_QUARANTINE = 2
+        items = _matched_items(3, seed=303)
+        client = client_for(lead)
+
+        def call_false(item: Any) -> None:
+            match = Match.objects.get(media=item.media)
+            client.post(
+                f"/cases/{item.case_id}/matches/{match.pk}/verdict",
+                {"verdict": "false_positive"},
+            )
+
+        call_false(items[0])
+        call_false(items[1])
+        known = KnownHash.objects.get()
+        assert known.quarantined_at is not None
+        client.post(f"/hash-lists/quarantine/{known.pk}", {"action": "release"})
+        call_false(items[2])  # one new false verdict: not yet the two that quarantine
+        known.refresh_from_db()
+        assert known.quarantined_at is None and known.released_at is not None
