@@ -751,6 +751,9 @@ class Reveal(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reason = models.CharField(max_length=500)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # When the revealed file was first served: custody is re-verified and the view audited
+    # once per reveal, not on each of the range requests a video player makes.
+    viewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -170,16 +170,40 @@ def media_open_for_view(*, media: Media, user: Any) -> BinaryIO:
 
     Refused (MediaWithheld) when the bytes were purged, when the user has not revealed it in
     the last few minutes, or when the stored bytes no longer hash to the custody SHA-256 —
-    which is itself audited. Every view is audited.
+    which is itself audited. The first view of each reveal is audited, after the custody
+    check; a video player's further requests within that reveal are served without hashing
+    the whole file again.
     """
     if media.purged_at is not None:
         raise MediaWithheld("This evidence was deleted under the retention policy")
-    if not reveal_grants_view(media=media, user=user):
+    window = timedelta(seconds=settings.SAFEGUARD_REVEAL_WINDOW_SECONDS)
+    reveal = (
+        Reveal.objects.filter(
+            media=media,
+            user=user,
+            frame__isnull=True,
+            created_at__gte=timezone.now() - window,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if reveal is None:
         raise MediaWithheld("Reveal this media with a reason first")
-    if file_digests(media.file.path)[0] != media.sha256:
-        audit_record(actor=user, verb="media.custody_mismatch", obj=media, data={})
-        raise MediaWithheld("Evidence integrity check failed; the incident was logged")
-    audit_record(actor=user, verb="media.viewed", obj=media, data={"case": media.item.case_id})
+    if reveal.viewed_at is None:
+        if file_digests(media.file.path)[0] != media.sha256:
+            audit_record(actor=user, verb="media.custody_mismatch", obj=media, data={})
+            raise MediaWithheld("Evidence integrity check failed; the incident was logged")
+        with transaction.atomic():
+            # Conditional: two first requests at once audit one view.
+            if Reveal.objects.filter(pk=reveal.pk, viewed_at__isnull=True).update(
+                viewed_at=timezone.now()
+            ):
+                audit_record(
+                    actor=user,
+                    verb="media.viewed",
+                    obj=media,
+                    data={"case": media.item.case_id, "reveal": reveal.pk},
+                )
     return media.file.open("rb")
 
 

@@ -4,6 +4,8 @@ reassign, restrict."""
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, BinaryIO
 
 from django.contrib import messages
@@ -125,10 +127,46 @@ def reveal(request: HttpRequest, pk: int, media_id: int) -> JsonResponse:
     return JsonResponse(body)
 
 
-def _evidence_response(handle: BinaryIO, content_type: str) -> FileResponse:
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_MAX_RANGE = 8 * 1024 * 1024  # a video player asks for more as it plays
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The [start, end] of a single-range `Range: bytes=…` header within `size` bytes, or None
+    to send the whole file (no header, several ranges, or one we can't satisfy)."""
+    match = _RANGE.match(header.strip())
+    if match is None or size == 0 or not (match.group(1) or match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    else:  # a suffix: the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    if start > end or start >= size:
+        return None
+    return start, min(end, start + _MAX_RANGE - 1)
+
+
+def _evidence_response(
+    handle: BinaryIO, content_type: str, request: HttpRequest | None = None
+) -> HttpResponse:
     """Evidence bytes for the page to show and forget: never cached, never sniffed as another
-    type, shown inline, and sandboxed if opened as a document of its own."""
-    response = FileResponse(handle, content_type=content_type)
+    type, shown inline, and sandboxed if opened as a document of its own. A single byte range
+    is served as 206, so a video player can seek without fetching the whole file again."""
+    size = os.fstat(handle.fileno()).st_size
+    wanted = _byte_range(request.headers.get("Range", ""), size) if request else None
+    response: HttpResponse
+    if wanted is None:
+        response = FileResponse(handle, content_type=content_type)
+    else:
+        start, end = wanted
+        with handle:
+            handle.seek(start)
+            response = HttpResponse(handle.read(end - start + 1), content_type=content_type)
+        response.status_code = 206
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "no-store, private, max-age=0"
     response["Content-Disposition"] = "inline"
     response["X-Content-Type-Options"] = "nosniff"
@@ -144,7 +182,7 @@ def _case_of_media_visible(request: HttpRequest, media: Media) -> bool:
 @never_cache
 @require_GET
 @permission_required("moderation.reveal_media", raise_exception=True)
-def media_view(request: HttpRequest, media_id: int) -> FileResponse:
+def media_view(request: HttpRequest, media_id: int) -> HttpResponse:
     """The only way media bytes leave the system: authenticated, case-visible, just revealed,
     re-verified against the custody hash, audited, and never cached."""
     media = get_object_or_404(Media.objects.select_related("item"), pk=media_id)
@@ -155,13 +193,13 @@ def media_view(request: HttpRequest, media_id: int) -> FileResponse:
     except MediaWithheld as exc:
         # Withheld media is "not found" to the browser, like media the user may not see.
         raise Http404(exc.message) from None
-    return _evidence_response(handle, media.mime)
+    return _evidence_response(handle, media.mime, request)
 
 
 @never_cache
 @require_GET
 @permission_required("moderation.reveal_media", raise_exception=True)
-def media_frame(request: HttpRequest, media_id: int, frame_id: int) -> FileResponse:
+def media_frame(request: HttpRequest, media_id: int, frame_id: int) -> HttpResponse:
     """One contact-sheet frame of a video, as the media view serves the file: case-visible,
     revealed by this user just now (that frame or the whole video), audited, never cached."""
     frame = get_object_or_404(

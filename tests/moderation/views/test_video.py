@@ -290,3 +290,23 @@ class VideoPlayerTests:
         # Having seen the whole video, its contact-sheet frames open too (no extra reveal).
         frame = _sheet(media)[0]
         assert client.get(f"/media/{media.pk}/frames/{frame.pk}").status_code == 200
+
+    def test_a_player_seeks_by_byte_ranges_and_one_reveal_is_audited_once(
+        self, videos: dict[str, Path], moderator: Any
+    ) -> None:
+        case, media = _video(videos["six"])
+        client = client_for(moderator)
+        url = _reveal(client, case, media, reason="need the motion").json()["url"]
+        data = Path(media.file.path).read_bytes()
+        whole = client.get(url)
+        assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
+        assert _body(whole) == data
+        part = client.get(url, HTTP_RANGE="bytes=100-199")
+        assert part.status_code == 206 and part.content == data[100:200]
+        assert part["Content-Range"] == f"bytes 100-199/{len(data)}"
+        tail = client.get(url, HTTP_RANGE="bytes=-10")
+        assert tail.status_code == 206 and tail.content == data[-10:]
+        beyond = client.get(url, HTTP_RANGE=f"bytes={len(data) + 5}-")
+        assert beyond.status_code == 200  # unsatisfiable: the whole file, as without a range
+        _body(beyond)
+        assert AuditEvent.objects.filter(verb="media.viewed", object_id=str(media.pk)).count() == 1
