@@ -32,6 +32,7 @@ A library: no Django. ``python -m moderation.media.video FILE`` is the child's e
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -50,7 +51,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .formats import register as register_formats
-from .hashing import hamming_hex, pdq_from_luma
+from .hashing import HashingError, MediaHashes, compute_hashes, hamming_hex, pdq_from_luma
 
 # Codecs whose non-reference frames no other frame is predicted from: skipping the ones we
 # don't hash leaves every other decoded frame bit-identical (tests check it per codec).
@@ -425,8 +426,33 @@ def hash_video_isolated(
     directory; whatever happens to it — a crash, the memory or CPU limit, the timeout — this
     process only sees a :class:`VideoError`.
     """
+    extra = ["--seconds-per-hash", str(seconds_per_hash)] + (["--animated"] if animated else [])
+    with _run_child(path, limits, extra) as out:
+        data = json.loads((out / "hashes.json").read_text())
+        frames = [FrameHash(**f) for f in data.pop("frames")]
+        thumbnails = {int(p.stem): p.read_bytes() for p in out.glob("*.jpg") if p.stem.isdigit()}
+        return VideoHashes(**data, frames=frames, thumbnails=thumbnails)
+
+
+def hash_image_isolated(
+    path: str | os.PathLike[str], *, max_pixels: int, limits: VideoLimits = VideoLimits()
+) -> MediaHashes:
+    """:func:`moderation.media.hashing.compute_hashes` in the limited child process: for
+    formats whose decoders are large and complex (HEIC's HEVC, AVIF's AV1)."""
+    with _run_child(path, limits, ["--image", "--max-pixels", str(max_pixels)]) as out:
+        data = json.loads((out / "hashes.json").read_text())
+        data["pdq_dihedral"] = tuple(data.get("pdq_dihedral", ()))
+        return MediaHashes(**data)
+
+
+@contextlib.contextmanager
+def _run_child(
+    path: str | os.PathLike[str], limits: VideoLimits, extra: list[str]
+) -> Iterator[Path]:
+    """Run ``python -m moderation.media.video PATH …`` with hard limits; yield its output
+    directory, or raise VideoError with the reason it failed."""
     root = Path(__file__).resolve().parents[2]
-    with tempfile.TemporaryDirectory(prefix="vpdq-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="decode-") as workdir:
         command = [
             sys.executable,
             "-m",
@@ -434,13 +460,10 @@ def hash_video_isolated(
             os.fspath(path),
             "--out",
             workdir,
-            "--seconds-per-hash",
-            str(seconds_per_hash),
             "--limits",
             json.dumps(asdict(limits)),
+            *extra,
         ]
-        if animated:
-            command.append("--animated")
         # A minimal environment: the decoder of a hostile file gets none of the worker's
         # secrets (database URL, keys, credentials). One thread: the worker's core is the budget.
         env = {
@@ -475,10 +498,7 @@ def hash_video_isolated(
                     else "the decoder failed"
                 )
             raise VideoError(message[:500])
-        data = json.loads((out / "hashes.json").read_text())
-        frames = [FrameHash(**f) for f in data.pop("frames")]
-        thumbnails = {int(p.stem): p.read_bytes() for p in out.glob("*.jpg") if p.stem.isdigit()}
-        return VideoHashes(**data, frames=frames, thumbnails=thumbnails)
+        yield out
 
 
 def _child_main(argv: list[str]) -> int:  # pragma: no cover - runs in the child
@@ -490,9 +510,22 @@ def _child_main(argv: list[str]) -> int:  # pragma: no cover - runs in the child
     parser.add_argument("--seconds-per-hash", type=float, default=1.0)
     parser.add_argument("--limits", default="{}")
     parser.add_argument("--animated", action="store_true")
+    parser.add_argument("--image", action="store_true")
+    parser.add_argument("--max-pixels", type=int, default=50_000_000)
     args = parser.parse_args(argv)
     limits = VideoLimits(**json.loads(args.limits))
     out = Path(args.out)
+    if args.image:
+        try:
+            hashes = compute_hashes(args.path, max_pixels=args.max_pixels)
+        except HashingError as exc:
+            (out / "error.txt").write_text(str(exc))
+            return 2
+        except MemoryError:
+            (out / "error.txt").write_text("the decoder ran out of its memory limit")
+            return 3
+        (out / "hashes.json").write_text(json.dumps(hashes.as_dict()))
+        return 0
     try:
         if args.animated:
             result = hash_animation(

@@ -24,10 +24,12 @@ from django.utils import timezone
 from core.audit import WORKER, Actor, audit_record
 from moderation.matching.banks import Candidate, FrameInput, match_all, match_frames
 from moderation.media.hashing import HashingError, MediaHashes, compute_hashes, file_digests
+from moderation.media.validation import sniff_mime
 from moderation.media.video import (
     VideoError,
     VideoHashes,
     VideoLimits,
+    hash_image_isolated,
     hash_video_isolated,
     is_animated,
 )
@@ -36,6 +38,9 @@ from moderation.rules.services import enqueue_rules
 from moderation.services.matches import matches_record
 
 logger = logging.getLogger(__name__)
+
+# Photos whose decoders run in the limited child process, like videos.
+ISOLATED_IMAGE_MIMES = frozenset({"image/heic", "image/avif"})
 
 _FINAL = (Media.HashStatus.DONE, Media.HashStatus.FAILED)
 
@@ -130,7 +135,15 @@ def hash_file(path: Path, *, kind: str) -> FileHashes:
     interval = settings.SAFEGUARD_VIDEO_HASH_INTERVAL_MS / 1000
     size = path.stat().st_size
     if kind == "image":
-        hashes = compute_hashes(path, max_pixels=settings.SAFEGUARD_MAX_PIXELS)
+        with open(path, "rb") as handle:
+            mime = sniff_mime(handle.read(64))
+        if mime in ISOLATED_IMAGE_MIMES:
+            # HEVC and AV1 picture decoders: as large an attack surface as a video's.
+            hashes = hash_image_isolated(
+                path, max_pixels=settings.SAFEGUARD_MAX_PIXELS, limits=video_limits()
+            )
+        else:
+            hashes = compute_hashes(path, max_pixels=settings.SAFEGUARD_MAX_PIXELS)
         video = None
         if is_animated(path):
             video = hash_video_isolated(

@@ -12,8 +12,8 @@ from django.core.management import call_command
 
 from core.audit import SystemActor
 from moderation.media.hashing import compute_hashes
-from moderation.media.synthetic import write_synthetic_gif, write_synthetic_video
-from moderation.media.video import hash_video, vpdq_format
+from moderation.media.synthetic import synthetic_image, write_synthetic_gif, write_synthetic_video
+from moderation.media.video import hash_image_isolated, hash_video, vpdq_format
 from moderation.models import HashList, Match, MediaFrame
 from moderation.services.hashlists import hash_list_upsert
 from tests.conftest import client_for
@@ -179,3 +179,25 @@ class HostileVideoIntakeTests:
         media = make_video_item(cut).media
         assert media.hash_status == "failed"
         assert Match.objects.filter(media=media, hash_list=listed).exists()
+
+
+@pytest.mark.django_db
+class PhonePhotoIntakeTests:
+    def test_a_heic_photo_is_hashed_in_the_limited_child_like_in_process(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "photo.heic"
+        synthetic_image(21, 480, 360).save(path, quality=90)
+        in_process = compute_hashes(path)
+        assert hash_image_isolated(path, max_pixels=10_000_000) == in_process
+        media = make_video_item(path, kind="image").media
+        assert media.hash_status == "done" and media.mime == "image/heic"
+        assert (media.pdq, media.width) == (in_process.pdq, 480)
+
+    def test_a_damaged_heic_fails_cleanly_and_keeps_its_digests(self, tmp_path: Path) -> None:
+        path = tmp_path / "photo.heic"
+        synthetic_image(22, 480, 360).save(path, quality=90)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) * 2 // 3])
+        media = make_video_item(path, kind="image").media
+        assert media.hash_status == "failed" and media.hash_error and media.md5
