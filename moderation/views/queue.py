@@ -17,6 +17,7 @@ from moderation.forms import BulkDecisionForm
 from moderation.selectors import (
     QUEUE_PAGE_SIZE,
     case_visible_to,
+    cases_held_by,
     known_material_cases,
     match_summaries,
     queue_counts,
@@ -89,6 +90,16 @@ def queue_counts_view(request: HttpRequest) -> JsonResponse:
 @require_POST
 @permission_required("moderation.claim_case", raise_exception=True)
 def claim_next(request: HttpRequest) -> HttpResponse:
+    # One case at a time: "Next" while holding one takes the moderator back to it, and says
+    # so rather than silently reloading the page they are on.
+    held = cases_held_by(request.user).filter(lease_expires_at__gt=timezone.now()).first()
+    if held is not None:
+        messages.warning(
+            request,
+            f"You still hold case {held.reference}. Decide it or release it (u) "
+            "before taking the next one.",
+        )
+        return redirect("moderation:case", pk=held.pk)
     case = case_claim_next(user=request.user)
     if case is None:
         messages.info(request, "The queue is empty. Nothing to claim.")

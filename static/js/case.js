@@ -269,7 +269,14 @@
   }
 
   const help = document.getElementById("shortcuts");
-  function toggleHelp(show) { help.hidden = !show; if (show) { help.querySelector("button").focus(); } }
+  let helpOpener = null;
+  // A modal dialog: focus moves into it on open and goes back to where it was on close.
+  function toggleHelp(show) {
+    if (help.hidden === !show) { return; }
+    help.hidden = !show;
+    if (show) { helpOpener = document.activeElement; help.querySelector("[data-help-close]").focus(); }
+    else if (helpOpener && helpOpener.focus) { helpOpener.focus(); helpOpener = null; }
+  }
   document.querySelectorAll("[data-help]").forEach(function (b) { b.addEventListener("click", function () { toggleHelp(true); }); });
   help.querySelector("[data-help-close]").addEventListener("click", function () { toggleHelp(false); });
 

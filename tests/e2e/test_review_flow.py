@@ -65,6 +65,30 @@ class ModeratorReviewFlowTests:
         page.keyboard.press("Escape")
         expect(page.get_by_role("dialog")).to_be_hidden()
 
+    def test_queue_help_is_a_modal_and_n_while_holding_says_so(
+        self, page: Any, live_server: Any, moderator: Any
+    ) -> None:
+        make_case(kind="text", category="grooming")
+        make_case(kind="text", category="grooming")
+        login(page, live_server, "mod1")
+        page.goto(f"{live_server.url}/queue/")
+        page.keyboard.press("?")
+        dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+        expect(dialog).to_be_visible()
+        expect(dialog.get_by_role("button", name="Close")).to_be_focused()
+        page.keyboard.press("n")  # ignored while the help is open
+        expect(dialog).to_be_visible()
+        assert page.url.endswith("/queue/")
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+
+        page.keyboard.press("n")
+        page.wait_for_url("**/cases/*/")
+        held = page.url
+        page.keyboard.press("n")  # still holding this case: back to it, with a message
+        expect(page.get_by_text("You still hold case")).to_be_visible()
+        assert page.url == held
+
 
 class OutsiderTests:
     def test_an_outsider_gets_no_access(self, page: Any, live_server: Any, outsider: Any) -> None:

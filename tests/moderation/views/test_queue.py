@@ -36,6 +36,17 @@ class QueuePageTests:
         assert "breached 2\xa0hours" in html
         assert html.index(due_soon.reference) < html.index(late.reference)  # P1 before P4
 
+    def test_next_while_holding_a_case_returns_to_it_and_says_so(self, moderator: Any) -> None:
+        first = make_case(kind="message", category="grooming")
+        make_case(kind="message", category="grooming")
+        client = client_for(moderator)
+        response = client.post("/queue/next")
+        assert response.url == f"/cases/{first.pk}/"
+        response = client.post("/queue/next", follow=True)
+        assert response.redirect_chain[-1][0] == f"/cases/{first.pk}/"
+        assert f"You still hold case {first.reference}" in response.content.decode()
+        assert Case.objects.filter(claimed_by=moderator).count() == 1
+
     def test_keyset_pagination_walks_every_case_once_in_queue_order(
         self, moderator: Any, monkeypatch: Any
     ) -> None:
