@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.pages import refusal_as_json, refusal_redirects_to
 from moderation.forms import DecisionForm
-from moderation.models import Case, Decision, Match, Media, MediaFrame
+from moderation.models import Case, Decision, Escalation, Match, Media, MediaFrame
 from moderation.selectors import case_detail, case_visible_to
 from moderation.services.cases import case_restrict
 from moderation.services.exposure import (
@@ -69,12 +69,21 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
             .objects.filter(groups__name__in=["Moderator", "Safety lead"], is_active=True)
             .distinct()
         )
+    risk_escalation = None
+    if case.immediate_risk and request.user.has_perm("moderation.work_escalations"):
+        risk_escalation = (
+            case.escalations.filter(tier=Escalation.Tier.IMMEDIATE_RISK)
+            .select_related("called_by")
+            .order_by("-opened_at")
+            .first()
+        )
     return render(
         request,
         "moderation/case.html",
         {
             "nav": "queue",
             "case": case,
+            "risk_escalation": risk_escalation,
             "items": _item_reviews(case),
             "held": held,
             "exposure": exposure_for(request.user),

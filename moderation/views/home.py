@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -25,9 +26,27 @@ def home(request: HttpRequest) -> HttpResponse:
         context["open_escalations"] = Escalation.objects.filter(
             status__in=["open", "acknowledged"]
         ).count()
-        context["immediate_risk"] = Case.objects.filter(
-            immediate_risk=True, active=True
-        ).select_related("category", "claimed_by")[:10]
+        # Each case with its 999 escalations, newest first, so the panel shows where the call
+        # stands (paging, acknowledged, called) and links to the checklist.
+        immediate = list(
+            Case.objects.filter(immediate_risk=True, active=True)
+            .select_related("category", "claimed_by")
+            .prefetch_related(
+                Prefetch(
+                    "escalations",
+                    queryset=Escalation.objects.filter(tier=Escalation.Tier.IMMEDIATE_RISK)
+                    .select_related("acknowledged_by", "called_by")
+                    .order_by("-opened_at"),
+                    to_attr="risk_escalations",
+                )
+            )[:10]
+        )
+        for case in immediate:
+            case.risk_escalation = case.risk_escalations[0] if case.risk_escalations else None
+        context["immediate_risk"] = immediate
+        context["awaiting_call"] = any(
+            c.risk_escalation is None or c.risk_escalation.called_at is None for c in immediate
+        )
     if is_admin(user):
         context["hash_lists"] = HashList.objects.all()[:10]
     return render(request, "moderation/home.html", context)

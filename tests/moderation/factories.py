@@ -16,8 +16,9 @@ from rest_framework.test import APIClient
 
 from core.audit import SystemActor
 from moderation.media.synthetic import synthetic_jpeg
-from moderation.models import Case, EscalationRule, Item, Media
+from moderation.models import Case, Escalation, EscalationRule, Item, Media
 from moderation.rules.services import rule_save
+from moderation.services.escalations import escalation_acknowledge, escalation_record_call
 from moderation.services.hashing import media_hash
 from moderation.services.intake import ItemInput, item_submit
 from moderation.services.queue import case_claim_next
@@ -61,6 +62,24 @@ def make_case(**kwargs: Any) -> Case:
     item = make_item(**kwargs)
     assert item.case is not None
     return item.case
+
+
+def record_999_call(
+    escalation: Escalation,
+    lead: Any,
+    police_force: str = "Kent Police",
+    incident_reference: str = "CAD-1234",
+) -> Escalation:
+    """`lead` acknowledges the immediate-risk escalation (unless done) and records the 999 call."""
+    if escalation.acknowledged_at is None:
+        escalation_acknowledge(escalation=escalation, lead=lead)
+    return escalation_record_call(
+        escalation=escalation,
+        lead=lead,
+        called_at=timezone.now(),
+        police_force=police_force,
+        incident_reference=incident_reference,
+    )
 
 
 def make_open_case(priority: int, due_in: timedelta, **kwargs: Any) -> Case:

@@ -5,20 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from moderation.hooks import CALL_RECORDED, RULE_ACTIONS
 from moderation.rules.services import rule_save
 from moderation.rules.validation import RuleInvalid
-from moderation.services.escalations import (
-    case_mark_immediate_risk,
-    escalation_acknowledge,
-    escalation_record_call,
-)
+from moderation.services.escalations import case_mark_immediate_risk
 from reports import hooks
 from reports.models import ReferralPacket
 from reports.packets import PacketError, packet_approve, packet_submit
-from tests.moderation.factories import make_case
+from tests.moderation.factories import make_case, record_999_call
 
 
 class RegistrationTests:
@@ -40,14 +35,7 @@ class CallFollowUpTests:
             actor=moderator,
             reason="meeting tonight",
         )
-        escalation_acknowledge(escalation=escalation, lead=lead)
-        escalation_record_call(
-            escalation=escalation,
-            lead=lead,
-            called_at=timezone.now(),
-            police_force="Thames Valley Police",
-            incident_reference="CAD 77/28NOV",
-        )
+        record_999_call(escalation, lead, "Thames Valley Police", "CAD 77/28NOV")
         packet = ReferralPacket.objects.get(escalation=escalation)
         assert packet.priority == "immediate" and packet.status == "draft"
         assert packet.destination.police_force == "Thames Valley Police"
