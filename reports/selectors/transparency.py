@@ -101,7 +101,7 @@ def transparency_metrics(
         "organisation": settings.SAFEGUARD_ORG_NAME,
         "suppression_threshold": threshold,
         "metrics": suppress(raw, threshold),
-        "methodology": METHODOLOGY.format(threshold=threshold),
+        "methodology": METHODOLOGY.format(threshold=threshold, largest_hidden=threshold - 1),
     }
 
 
@@ -111,7 +111,7 @@ METHODOLOGY = (
     "per harm category it was flagged for; a principle's items are those flagged for a harm "
     "category mapped to it. 'Actioned' counts removal decisions whose principles include the "
     "principle. Times to action are from the case's creation to the decision. Counts from 1 to "
-    "{threshold} - 1 are shown as '<{threshold}' so that small numbers cannot identify anyone. "
+    "{largest_hidden} are shown as '<{threshold}' so that small numbers cannot identify anyone. "
     "The report contains no content and no personal data."
 )
 

@@ -7,6 +7,8 @@ a message and a redirect through `core.pages`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
@@ -19,7 +21,7 @@ from moderation.models import Decision
 from principles.models import HarmCategory, Principle
 
 from ..charts import bar_chart
-from ..models import QaReview, TransparencyReport
+from ..models import Destination, QaReview, TransparencyReport
 from ..qa import QaError, qa_complete, qa_sample
 from ..selectors.compliance import (
     Period,
@@ -173,16 +175,32 @@ def transparency_report(request: HttpRequest, pk: int) -> HttpResponse:
             f'attachment; filename="transparency-{report.start}-{report.end}.{fmt}"'
         )
         return response
+    metrics = report.metrics.get("metrics", {})
     return render(
         request,
         "reports/transparency_report.html",
         {
             "nav": "compliance",
             "report": report,
-            "m": report.metrics.get("metrics", {}),
+            "m": metrics,
+            "labelled": _labelled_breakdowns(metrics),
             "printable": fmt == "html",
         },
     )
+
+
+def _labelled_breakdowns(metrics: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
+    """The report's breakdowns with readable names. The stored report and its JSON/CSV keep
+    the stable codes (`known_csam`); people reading the page get the labels."""
+    names = {
+        "items_by_category": dict(HarmCategory.objects.values_list("code", "label")),
+        "decisions_by_outcome": dict(Decision.Outcome.choices),
+        "referrals_by_destination_kind": dict(Destination.Kind.choices),
+    }
+    return {
+        key: [(labels.get(code, code), value) for code, value in metrics.get(key, {}).items()]
+        for key, labels in names.items()
+    }
 
 
 @require_http_methods(["GET", "POST"])

@@ -87,6 +87,14 @@ def packet_new(request: HttpRequest) -> HttpResponse:
             "case": case,
             "destinations": destinations,
             "priorities": ReferralPacket.Priority.choices,
+            # Immediate only when a child is at immediate risk; otherwise urgent, since every
+            # CSEA report goes to the police as soon as possible. A re-shown form keeps the choice.
+            "priority": request.POST.get("priority")
+            or (
+                ReferralPacket.Priority.IMMEDIATE
+                if case.immediate_risk
+                else ReferralPacket.Priority.URGENT
+            ),
             "summary": request.POST.get("summary", ""),
         },
     )

@@ -103,8 +103,9 @@ class TransparencyAggregateTests:
         assert metrics["decisions_by_outcome"] == {"remove": 3}
         assert metrics["principles"]["3"]["actioned"] == 3
         assert "methodology" in report and "'<2'" in report["methodology"]
-        suppressed = transparency_metrics(today(), threshold=10)["metrics"]
-        assert suppressed["items_received"] == "<10"
+        suppressed = transparency_metrics(today(), threshold=10)
+        assert suppressed["metrics"]["items_received"] == "<10"
+        assert "Counts from 1 to 9 are shown as '<10'" in suppressed["methodology"]
 
 
 @pytest.mark.django_db

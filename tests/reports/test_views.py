@@ -11,9 +11,12 @@ from django.contrib.messages import get_messages
 from django.utils import timezone
 from guardian.shortcuts import remove_perm
 
+from moderation.services.escalations import case_mark_immediate_risk
+from principles.models import HarmCategory
 from reports.models import ReferralPacket, TransparencyReport
 from tests.conftest import client_for
-from tests.reports.factories import drafted_packet
+from tests.moderation.factories import make_case
+from tests.reports.factories import decided_case, drafted_packet
 
 from .factories import decide, ready_packet
 
@@ -28,6 +31,18 @@ class PacketPageTests:
             "Only packets awaiting approval can be approved (this one is draft)."
         ]
         assert ReferralPacket.objects.get(pk=packet.pk).status == "draft"
+
+    def test_the_new_packet_form_defaults_to_immediate_only_for_a_child_at_risk(
+        self, moderator: Any, lead: Any
+    ) -> None:
+        selected = '<option value="{}" selected>'
+        case = make_case(kind="message")
+        html = client_for(lead).get(f"/referrals/new?case={case.pk}").content.decode()
+        assert selected.format("urgent") in html
+        assert selected.format("immediate") not in html
+        case_mark_immediate_risk(case=case, actor=moderator, reason="threat")
+        html = client_for(lead).get(f"/referrals/new?case={case.pk}").content.decode()
+        assert selected.format("immediate") in html
 
 
 @pytest.mark.django_db
@@ -80,6 +95,21 @@ class TransparencyPageTests:
         )
         response = client.post("/compliance/transparency/", {"start": day, "end": "2000-01-01"})
         assert TransparencyReport.objects.count() == 1
+
+    def test_the_report_page_names_categories_and_outcomes_rather_than_codes(
+        self, moderator: Any, lead: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        decided_case(moderator)
+        day = timezone.now().date().isoformat()
+        client = client_for(lead)
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post("/compliance/transparency/", {"start": day, "end": day})
+        report = TransparencyReport.objects.get()
+        assert "grooming" in report.metrics["metrics"]["items_by_category"]  # codes kept
+        html = client.get(f"/compliance/transparency/{report.pk}/").content.decode()
+        label = HarmCategory.objects.get(code="grooming").label
+        assert f"<td>{label}</td>" in html and "<td>grooming</td>" not in html
+        assert "<td>Remove and report</td>" in html and "<td>remove_and_report</td>" not in html
 
 
 @pytest.mark.django_db
