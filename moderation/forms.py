@@ -54,6 +54,12 @@ class BulkDecisionForm(forms.Form):
         ]
     )
     rationale = forms.CharField(required=False, max_length=2000)
+    # Bulk action is irreversible for many cases at once: the moderator confirms having read
+    # the match evidence, and the page asks once more with the count.
+    confirm = forms.BooleanField(
+        label="I have checked the match evidence of every selected case",
+        error_messages={"required": "Confirm that you checked the match evidence."},
+    )
 
 
 class ExposureLiftForm(forms.Form):

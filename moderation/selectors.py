@@ -180,19 +180,42 @@ def match_summaries(case_ids: list[int]) -> dict[int, dict[str, int]]:
     return {r["case_id"]: {"items": r["items"], "matches": r["matches"]} for r in rows}
 
 
+def _justifying_matches() -> QuerySet[Match]:
+    return Match.objects.filter(
+        hash_list__verified=True,
+        known_hash__withdrawn_at__isnull=True,
+        known_hash__quarantined_at__isnull=True,
+    ).exclude(verdict=Match.Verdict.FALSE_POSITIVE)
+
+
 def _items_with_a_verified_match() -> QuerySet[Any]:
     """Items whose media match a verified list through an entry its source still lists and
     that is not quarantined, by a match no reviewer called false (such matches stay in history
     but justify nothing automatic)."""
-    return (
-        Match.objects.filter(
-            hash_list__verified=True,
-            known_hash__withdrawn_at__isnull=True,
-            known_hash__quarantined_at__isnull=True,
+    return _justifying_matches().values("media__item_id")
+
+
+def known_material_evidence(case_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Per case: the matches that make it known material (list, algorithm, distance, the
+    provider's category, transform), best first; one query for the whole page, so a moderator
+    sees why each case qualifies before acting on it in bulk."""
+    rows = (
+        _justifying_matches()
+        .filter(media__item__case_id__in=case_ids)
+        .order_by("media__item__case_id", "distance", "hash_list__name")
+        .values(
+            "media__item__case_id",
+            "hash_list__name",
+            "algorithm",
+            "distance",
+            "known_hash__category",
+            "transform",
         )
-        .exclude(verdict=Match.Verdict.FALSE_POSITIVE)
-        .values("media__item_id")
     )
+    evidence: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        evidence.setdefault(row.pop("media__item__case_id"), []).append(row)
+    return evidence
 
 
 def case_is_known_material(case: Case) -> bool:

@@ -19,6 +19,7 @@ from moderation.selectors import (
     case_visible_to,
     cases_held_by,
     known_material_cases,
+    known_material_evidence,
     match_summaries,
     queue_counts,
     queue_page,
@@ -110,11 +111,14 @@ def claim_next(request: HttpRequest) -> HttpResponse:
 @require_GET
 @permission_required("moderation.decide_case", raise_exception=True)
 def known_material(request: HttpRequest) -> HttpResponse:
-    cases = (
+    cases = list(
         case_visible_to(request.user)
         .filter(pk__in=known_material_cases().values("pk"))
         .select_related("category")[:200]
     )
+    evidence = known_material_evidence([c.pk for c in cases])
+    for case in cases:
+        case.evidence = evidence.get(case.pk, [])
     return render(
         request,
         "moderation/known_material.html",
@@ -129,8 +133,13 @@ def bulk_decide(request: HttpRequest) -> HttpResponse:
     form = BulkDecisionForm(request.POST)
     ids = [int(i) for i in request.POST.getlist("case") if i.isdigit()]
     visible = list(case_visible_to(request.user).filter(pk__in=ids).values_list("pk", flat=True))
-    if not form.is_valid() or not visible:
-        messages.error(request, "Choose cases and an outcome.")
+    if not visible:
+        messages.error(request, "Select at least one case.")
+        return redirect("moderation:known_material")
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
         return redirect("moderation:known_material")
     decided = case_bulk_decide(
         case_ids=visible,

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from moderation.models import Case, Decision, Reveal
 from tests.e2e.conftest import login, screenshot
-from tests.moderation.factories import make_case
+from tests.moderation.factories import make_case, make_known_material_cases
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -88,6 +88,38 @@ class ModeratorReviewFlowTests:
         page.keyboard.press("n")  # still holding this case: back to it, with a message
         expect(page.get_by_text("You still hold case")).to_be_visible()
         assert page.url == held
+
+    def test_bulk_action_on_known_material_selects_nothing_and_confirms_the_count(
+        self, page: Any, live_server: Any, moderator: Any
+    ) -> None:
+        first, second = make_known_material_cases(81, 82)
+        login(page, live_server, "mod1")
+        page.goto(f"{live_server.url}/queue/known-material")
+        boxes = page.locator("input[name=case]")
+        expect(boxes).to_have_count(2)
+        for i in range(2):
+            expect(boxes.nth(i)).not_to_be_checked()
+        expect(page.get_by_text("V · sha256 · distance 0 · provider category A")).to_have_count(2)
+        page.get_by_label("Select all cases").check()
+        expect(page.locator("#selected-count")).to_have_text("2 selected")
+        page.get_by_label("I have checked the match evidence").check()
+        dialogs: list[str] = []
+
+        def dismiss(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.once("dialog", dismiss)
+        page.get_by_role("button", name="Action selected cases").click()
+        expect(page.locator("#selected-count")).to_have_text("2 selected")
+        assert dialogs and dialogs[0].startswith("Action 2 case(s) as “Remove and report”")
+        assert not Decision.objects.exists()  # dismissed: nothing happened
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Action selected cases").click()
+        expect(page.get_by_text("2 known-material case(s) actioned")).to_be_visible()
+        assert set(Decision.objects.values_list("case_id", flat=True)) == {first.pk, second.pk}
+        assert not Reveal.objects.exists()
 
 
 class OutsiderTests:

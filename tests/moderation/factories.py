@@ -4,6 +4,7 @@ API and console requests that make items and reveals."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 from datetime import timedelta
@@ -20,6 +21,7 @@ from moderation.models import Case, Escalation, EscalationRule, Item, Media
 from moderation.rules.services import rule_save
 from moderation.services.escalations import escalation_acknowledge, escalation_record_call
 from moderation.services.hashing import media_hash
+from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
 from moderation.services.intake import ItemInput, item_submit
 from moderation.services.queue import case_claim_next
 from principles.models import HarmCategory
@@ -80,6 +82,23 @@ def record_999_call(
         police_force=police_force,
         incident_reference=incident_reference,
     )
+
+
+def make_known_material_cases(*seeds: int, provider_category: str = "A") -> list[Case]:
+    """Image cases whose media a verified sha256 list ("V") lists, hashed and matched."""
+    digests = [hashlib.sha256(synthetic_jpeg(s, 160, 120, quality=80)).hexdigest() for s in seeds]
+    hash_list, _ = hash_list_upsert(
+        name="V", algorithm="sha256", verified=True, actor=SystemActor("t")
+    )
+    content = "".join(f"{d},{provider_category}\n" for d in digests).encode()
+    imp = hash_import_create(
+        hash_list=hash_list, filename="v.csv", actor=SystemActor("t"), content=content
+    )
+    hash_import_run(import_id=imp.pk)
+    cases = [make_case(kind="image", seed=s) for s in seeds]
+    for media in Media.objects.filter(item__case__in=cases):
+        media_hash(media_id=media.pk)
+    return cases
 
 
 def make_open_case(priority: int, due_in: timedelta, **kwargs: Any) -> Case:

@@ -3,7 +3,7 @@ pagination) and known material, actioned in bulk without a reveal."""
 
 from __future__ import annotations
 
-import hashlib
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,15 +11,12 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from core.audit import SystemActor
 from moderation import selectors
-from moderation.media.synthetic import synthetic_jpeg
 from moderation.models import Case, Decision, Media, Reveal
 from moderation.services.hashing import media_hash
-from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
 from moderation.views import queue
 from tests.conftest import client_for
-from tests.moderation.factories import make_case
+from tests.moderation.factories import make_case, make_known_material_cases
 
 
 @pytest.mark.django_db
@@ -94,26 +91,25 @@ class KnownMaterialTests:
     def test_known_material_cases_are_actioned_in_bulk_without_any_reveal(
         self, moderator: Any, tmp_path: Path
     ) -> None:
-        data = synthetic_jpeg(77, 160, 120, quality=80)
-        hl, _ = hash_list_upsert(
-            name="V", algorithm="sha256", verified=True, actor=SystemActor("t")
-        )
-        imp = hash_import_create(
-            hash_list=hl,
-            filename="v.csv",
-            actor=SystemActor("t"),
-            content=f"{hashlib.sha256(data).hexdigest()},A\n".encode(),
-        )
-        hash_import_run(import_id=imp.pk)
-        known = make_case(kind="image", seed=77)
+        known = make_known_material_cases(77)[0]
         other = make_case(kind="image", seed=78)
-        for media in Media.objects.all():
-            media_hash(media_id=media.pk)
+        media_hash(media_id=Media.objects.get(item__case=other).pk)
         client = client_for(moderator)
         page = client.get("/queue/known-material").content.decode()
         assert known.reference in page and other.reference not in page
+        assert f'href="/cases/{known.pk}/"' in page
+        assert "V · sha256 · distance 0 · provider category A" in page  # the evidence
+        assert not re.search(r'<input[^>]*name="case"[^>]*checked', page)  # none pre-selected
+        unconfirmed = client.post(
+            "/queue/known-material/decide",
+            {"case": [known.pk], "outcome": "remove_and_report"},
+            follow=True,
+        )
+        assert "Confirm that you checked the match evidence." in unconfirmed.content.decode()
+        assert not Decision.objects.exists()
         response = client.post(
-            "/queue/known-material/decide", {"case": [known.pk], "outcome": "remove_and_report"}
+            "/queue/known-material/decide",
+            {"case": [known.pk], "outcome": "remove_and_report", "confirm": "on"},
         )
         assert response.status_code == 302
         decision = Decision.objects.get(case=known)
