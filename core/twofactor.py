@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 
 import segno
@@ -9,6 +10,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -61,6 +63,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     if confirmed is None:
         device = two_factor_enrol(user=user)
         if request.method == "POST":
+            locked_for = _locked_for(device)
             codes = two_factor_confirm(device=device, token=request.POST.get("token", ""))
             if codes is not None:
                 otp_login(request, device)
@@ -71,7 +74,10 @@ def two_factor(request: HttpRequest) -> HttpResponse:
                 )
             messages.error(
                 request,
-                "That code did not match. Check your device's clock and try the current code.",
+                _wrong_code(
+                    locked_for,
+                    "That code did not match. Check your device's clock and try the current code.",
+                ),
             )
         uri = device.config_url
         return render(
@@ -82,9 +88,11 @@ def two_factor(request: HttpRequest) -> HttpResponse:
                 "uri": uri,
                 "next": _next(request),
                 "qr": segno.make(uri, error="m").svg_inline(scale=4, dark="#16202c"),
+                "pending_second_factor": True,
             },
         )
     if request.method == "POST":
+        locked_for = _locked_for(confirmed)
         token = request.POST.get("token", "").strip()
         for device in (confirmed, StaticDevice.objects.filter(user=user, confirmed=True).first()):
             if device is not None and device.verify_token(token):
@@ -101,8 +109,33 @@ def two_factor(request: HttpRequest) -> HttpResponse:
                         },
                     )
                 return redirect(_next(request))
-        messages.error(request, "That code did not match.")
-    return render(request, "registration/two_factor_verify.html", {"next": _next(request)})
+        messages.error(request, _wrong_code(locked_for, "That code did not match."))
+    return render(
+        request,
+        "registration/two_factor_verify.html",
+        {"next": _next(request), "pending_second_factor": True},
+    )
+
+
+def _locked_for(device: TOTPDevice) -> int:
+    """Seconds for which django-otp refuses every code, valid or not (0 if it does not). It
+    throttles guesses: each failure doubles a lock-out, starting at one second."""
+    allowed, data = device.verify_is_allowed()
+    locked_until = (data or {}).get("locked_until")
+    if allowed or locked_until is None:
+        return 0
+    return max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
+
+
+def _wrong_code(locked_for: int, otherwise: str) -> str:
+    """What to tell someone whose code was refused. A code sent during a lock-out is not
+    checked at all; saying "did not match" then sends people to doubt a code that was right."""
+    if not locked_for:
+        return otherwise
+    return (
+        f"Too many wrong codes in a row, so codes are not being checked for {locked_for} more "
+        f"second{'s' if locked_for != 1 else ''}. Wait, then enter the code your app shows now."
+    )
 
 
 def _base32(raw: bytes) -> str:

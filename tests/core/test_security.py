@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from core.audit import SystemActor
 from core.models import ApiToken
 from core.services import api_token_create, api_token_revoke
-from tests.conftest import PASSWORD, client_for
+from tests.conftest import PASSWORD, client_for, verified_device
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,9 +42,14 @@ class TwoFactorTests:
         assert response.status_code == 302 and "/account/2fa/" in response["Location"]
         page = client.get("/account/2fa/?next=/escalations/").content.decode()
         assert "Set up two-factor authentication" in page and "<svg" in page
+        assert 'aria-label="Main"' not in page  # no console nav before the second factor
         device = TOTPDevice.objects.get(user=lead, confirmed=False)
         assert "did not match" in client.post("/account/2fa/", {"token": "000000"}).content.decode()
-        time.sleep(1.1)  # django-otp throttles guesses: one failure costs a second
+        # django-otp throttles guesses: one failure locks codes out for a second, even a valid
+        # one. The page says that, rather than "did not match".
+        locked = client.post("/account/2fa/", {"token": _code(device)}).content.decode()
+        assert "Too many wrong codes in a row" in locked and "did not match" not in locked
+        time.sleep(1.1)
         response = client.post("/account/2fa/", {"token": _code(device), "next": "/escalations/"})
         codes = re.findall(r"<li>([0-9a-f]{10})</li>", response.content.decode())
         assert len(codes) == 10
@@ -59,6 +64,18 @@ class TwoFactorTests:
         _login(third, "lead1")
         third.post("/account/2fa/", {"token": codes[0]})
         assert third.get("/escalations/").status_code == 302  # the code was used up
+
+    def test_a_valid_code_during_the_lock_out_is_explained_not_called_wrong(
+        self, lead: Any
+    ) -> None:
+        device = verified_device(lead)
+        client = Client()
+        _login(client, "lead1")
+        assert "did not match" in client.post("/account/2fa/", {"token": "000000"}).content.decode()
+        locked = client.post("/account/2fa/", {"token": _code(device)}).content.decode()
+        assert "Too many wrong codes in a row" in locked and "did not match" not in locked
+        time.sleep(1.1)
+        assert client.post("/account/2fa/", {"token": _code(device)}).status_code == 302
 
     def test_moderators_need_it_only_when_configured(self, moderator: Any, settings: Any) -> None:
         settings.SAFEGUARD_2FA_MODERATORS = False
