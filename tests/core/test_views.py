@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
 
 from tests.conftest import PASSWORD, client_for
@@ -52,3 +53,39 @@ class HomeTests:
     def test_admins_reach_the_django_admin(self, admin_user: Any, moderator: Any) -> None:
         assert client_for(admin_user).get("/admin/").status_code == 200
         assert client_for(moderator).get("/admin/").status_code == 302
+
+
+@pytest.mark.django_db
+class ErrorPageTests:
+    """Error pages carry the console's bar, viewport and footer, and say what happened."""
+
+    @staticmethod
+    def _is_branded(html: str) -> bool:
+        return all(
+            part in html
+            for part in ('name="viewport"', 'class="topbar"', "Safeguard home", 'class="footer"')
+        )
+
+    def test_404_and_403_pages_have_the_layout(self, outsider: Any) -> None:
+        client = client_for(outsider)
+        missing = client.get("/no-such-page/")
+        assert missing.status_code == 404 and self._is_branded(missing.content.decode())
+        denied = client.get("/queue/")
+        assert denied.status_code == 403
+        assert self._is_branded(denied.content.decode()) and "No access" in denied.content.decode()
+
+    def test_a_csrf_failure_explains_itself_without_losing_the_layout(self) -> None:
+        client = Client(enforce_csrf_checks=True)
+        response = client.post("/login/", {"username": "x", "password": "y"})
+        html = response.content.decode()
+        assert response.status_code == 403
+        assert self._is_branded(html) and "This form has expired" in html
+
+    def test_the_500_page_renders_without_a_request(self) -> None:
+        html = render_to_string("500.html")
+        assert self._is_branded(html) and "nothing you submitted was lost" in html
+
+    def test_anonymous_api_docs_go_to_login_and_back(self) -> None:
+        response = Client().get("/api/docs/")
+        assert response.status_code == 302
+        assert response["Location"].startswith("/login/?next=/api/docs/")
