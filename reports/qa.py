@@ -40,7 +40,21 @@ def qa_sample(
         .values_list("pk", flat=True)
     )
     if not pool:
-        raise QaError("No decisions in that period to sample.")
+        # Say why: "no decisions" is wrong when there are some, but all by this reviewer (a
+        # reviewer never checks their own work) or already reviewed by them.
+        in_period = Decision.objects.filter(
+            created_at__gte=period.start_at, created_at__lt=period.end_at
+        )
+        if not in_period.exists():
+            raise QaError("No decisions in that period to sample.")
+        own = in_period.filter(moderator=reviewer).count()
+        name = reviewer.get_username()
+        raise QaError(
+            f"Nothing left to sample for {name} in that period: {own} of its "
+            f"{in_period.count()} decision(s) were made by {name} (reviewers never check their "
+            f"own decisions), and {name} has already reviewed the rest. Choose another "
+            "reviewer or period."
+        )
     chosen = random.Random(seed).sample(pool, min(size, len(pool)))
     with transaction.atomic():
         reviews = [
