@@ -1,17 +1,37 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
 from core.audit import audit_record
 
-from .models import HarmCategory, Principle
+from .models import CHECKED_PROVENANCES, HarmCategory, Principle
 from .services import EDITABLE_FIELDS, principle_update
+
+
+class PrincipleAdminForm(forms.ModelForm):
+    source_url = forms.URLField(max_length=200, assume_scheme="https")
+
+    class Meta:
+        model = Principle
+        fields = EDITABLE_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        provenance, checked = cleaned.get("provenance"), cleaned.get("checked")
+        if provenance and checked is not None and checked != (provenance in CHECKED_PROVENANCES):
+            raise forms.ValidationError(
+                "“Checked” must be ticked exactly when the provenance says the wording was "
+                "checked against a published text (the Voluntary Principles or the Interim Code)."
+            )
+        return cleaned
 
 
 @admin.register(Principle)
 class PrincipleAdmin(admin.ModelAdmin):
-    list_display = ("number", "title", "theme", "checked", "data_version")
+    form = PrincipleAdminForm
+    list_display = ("number", "title", "theme", "provenance", "checked", "data_version")
     readonly_fields = ("number", "data_version")
     fields = ("number", *EDITABLE_FIELDS, "data_version")
 

@@ -12,7 +12,7 @@ from .serializers import PrincipleSerializer
 
 
 class PrincipleListApi(APIView):
-    """The 12 Interim Code principles, with whether each wording was checked."""
+    """The 12 Interim Code principles, each with where its wording comes from (provenance)."""
 
     permission_classes = [ReadPermission]
     queryset = principle_list()

@@ -1,4 +1,11 @@
-"""The 12 principles of the Home Office Interim Code of Practice on online CSEA, as data."""
+"""The 12 principles of the Home Office Interim Code of Practice on online CSEA, as data.
+
+Each principle says where its wording comes from (`provenance`): the Interim Code builds on the
+Voluntary Principles to Counter Online CSEA (2020), and principles 1-7 match those word for word;
+the wording of 8-11 has not been verified against a published text, and 12 is Safeguard's own
+summary of the gov.uk guidance's reporting duty. Pages, the API and referral packets show
+that provenance rather than a bare "checked" flag (issue #17).
+"""
 
 from __future__ import annotations
 
@@ -26,15 +33,55 @@ DEFAULT_SLA = {
 }
 
 
+class Provenance(models.TextChoices):
+    """Where a principle's wording comes from, and against what (if anything) it was checked."""
+
+    VOLUNTARY_PRINCIPLES = (
+        "voluntary_principles",
+        "Wording checked against the Voluntary Principles to Counter Online CSEA (2020)",
+    )
+    UNVERIFIED = "unverified", "Wording not yet verified against a published text"
+    SAFEGUARD_SUMMARY = (
+        "safeguard_summary",
+        "Safeguard's summary of the guidance's reporting duty (not published text)",
+    )
+    VERIFIED = "verified", "Wording verified against the published Interim Code"
+
+
+# `checked` is true exactly for these: the wording was compared with a published text. The
+# registry reader (`principles.registry`) and the admin form enforce it. It is not a database
+# constraint because `principle_update` still lets an administrator set `checked` on its own
+# (the label shown comes from `provenance`, so that never overstates a principle's source).
+CHECKED_PROVENANCES = frozenset({Provenance.VOLUNTARY_PRINCIPLES, Provenance.VERIFIED})
+
+# Short labels for tables and referral packets (the choices' labels are the long form).
+PROVENANCE_SHORT_LABELS: dict[str, str] = {
+    Provenance.VOLUNTARY_PRINCIPLES: "checked against the Voluntary Principles (2020)",
+    Provenance.UNVERIFIED: "wording unverified",
+    Provenance.SAFEGUARD_SUMMARY: "Safeguard's summary of the reporting duty",
+    Provenance.VERIFIED: "verified against the published Interim Code",
+}
+
+
 class Principle(models.Model):
     number = models.PositiveSmallIntegerField(unique=True)
     theme = models.CharField(max_length=120)
     title = models.CharField(max_length=200)
     text = models.TextField()
     source_url = models.URLField()
+    source_title = models.CharField(
+        max_length=200, blank=True, help_text="The name of the document at the source URL."
+    )
+    provenance = models.CharField(
+        max_length=32,
+        choices=Provenance.choices,
+        default=Provenance.UNVERIFIED,
+        help_text="Where this wording comes from; see the principles page for the categories.",
+    )
     checked = models.BooleanField(
         default=False,
-        help_text="Whether this wording was checked against the published code.",
+        help_text="Whether this wording was checked against a published text (the Voluntary "
+        "Principles, or the Interim Code itself); the provenance says which.",
     )
     data_version = models.CharField(max_length=20)
 
@@ -48,6 +95,16 @@ class Principle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number}. {self.title}"
+
+    @property
+    def provenance_label(self) -> str:
+        """The short, honest label shown beside the principle (tables, packets)."""
+        return PROVENANCE_SHORT_LABELS.get(self.provenance, self.provenance)
+
+    @property
+    def wording_checked(self) -> bool:
+        """Whether the provenance says the wording was compared with a published text."""
+        return self.provenance in CHECKED_PROVENANCES
 
 
 class HarmCategory(models.Model):

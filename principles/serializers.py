@@ -8,4 +8,13 @@ class PrincipleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Principle
-        fields = ("number", "theme", "title", "text", "source", "checked")
+        fields = (
+            "number",
+            "theme",
+            "title",
+            "text",
+            "source",
+            "source_title",
+            "provenance",
+            "checked",
+        )

@@ -4,10 +4,13 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from principles.registry import load_registry
+    from principles.registry import REGISTRY_V1_FILE, load_registry
 
+    # Pinned to v1: later registry versions are loaded by later migrations (0004), whose
+    # fields this historical model does not have yet.
     load_registry(apps.get_model("principles", "Principle"),
-                  apps.get_model("principles", "HarmCategory"))
+                  apps.get_model("principles", "HarmCategory"),
+                  REGISTRY_V1_FILE)
 
 
 class Migration(migrations.Migration):

@@ -10,14 +10,15 @@ from tests.conftest import client_for
 
 @pytest.mark.django_db
 class PrincipleViewTests:
-    def test_the_page_lists_twelve_principles_with_checked_flag_and_source(
+    def test_the_page_lists_twelve_principles_with_provenance_and_source(
         self, moderator: Any
     ) -> None:
         response = client_for(moderator).get("/principles/")
         assert response.status_code == 200
         html = response.content.decode()
         assert html.count('href="/principles/') >= 12
-        assert "unchecked" in html and "checked" in html
+        assert "checked against the Voluntary Principles (2020)" in html
+        assert "wording unverified" in html
         assert "https://www.gov.uk/" in html
 
     def test_a_principle_page_shows_its_categories(self, lead: Any) -> None:
@@ -39,7 +40,16 @@ class PrincipleApiTests:
         assert response.status_code == 200
         body = response.json()
         assert [p["number"] for p in body] == list(range(1, 13))
-        assert set(body[0]) == {"number", "theme", "title", "text", "source", "checked"}
+        assert set(body[0]) == {
+            "number",
+            "theme",
+            "title",
+            "text",
+            "source",
+            "source_title",
+            "provenance",
+            "checked",
+        }
 
     def test_outsiders_get_403_and_anonymous_401(self, outsider: Any, client: Client) -> None:
         assert client_for(outsider).get("/api/v1/principles").status_code == 403
