@@ -277,6 +277,16 @@ class Item(models.Model):
     subject_ip = models.GenericIPAddressField(null=True, blank=True)
     subject_port = models.PositiveIntegerField(null=True, blank=True)
     subject_country = models.CharField(max_length=2, blank=True)
+    # Reported-user details for the CSEA referral (UK regulations identify the user by IP
+    # address, port and connected accounts). Personal data of the reported user: shown to
+    # safety leads and admins only, never put in pages for moderators, notifications or logs.
+    subject_display_name = models.CharField(max_length=255, blank=True)
+    subject_email = models.EmailField(blank=True)
+    subject_phone = models.CharField(max_length=50, blank=True)
+    subject_ip_seen_at = models.DateTimeField(null=True, blank=True)
+    # A list of other account identifiers of the subject (≤ 50 strings of ≤ 255 characters,
+    # enforced at intake).
+    subject_linked_accounts = models.JSONField(default=list, blank=True)
     visibility = models.CharField(
         max_length=16, choices=Visibility.choices, default=Visibility.UNKNOWN
     )

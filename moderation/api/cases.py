@@ -3,6 +3,8 @@ risk."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -11,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.permissions import HasPerm
+from core.roles import is_lead
 from moderation.api.items import ItemDetailSerializer
 from moderation.models import Case, Decision, Escalation, Item
 from moderation.selectors import case_detail
@@ -40,8 +43,52 @@ class CaseSummarySerializer(serializers.ModelSerializer):
         )
 
 
+class ItemSubjectSerializer(serializers.ModelSerializer):
+    """The reported user's details on one item, for safety leads and admins only."""
+
+    account_id = serializers.CharField(source="subject_account_id")
+    username = serializers.CharField(source="subject_username")
+    display_name = serializers.CharField(source="subject_display_name")
+    email = serializers.CharField(source="subject_email")
+    phone = serializers.CharField(source="subject_phone")
+    ip_address = serializers.IPAddressField(source="subject_ip", allow_null=True)
+    port = serializers.IntegerField(source="subject_port", allow_null=True)
+    ip_seen_at = serializers.DateTimeField(source="subject_ip_seen_at", allow_null=True)
+    country = serializers.CharField(source="subject_country")
+    account_created_at = serializers.DateTimeField(
+        source="subject_account_created_at", allow_null=True
+    )
+    linked_accounts = serializers.ListField(
+        source="subject_linked_accounts", child=serializers.CharField()
+    )
+
+    class Meta:
+        model = Item
+        fields = (
+            "account_id",
+            "username",
+            "display_name",
+            "email",
+            "phone",
+            "ip_address",
+            "port",
+            "ip_seen_at",
+            "country",
+            "account_created_at",
+            "linked_accounts",
+        )
+
+
 class ItemSummarySerializer(ItemDetailSerializer):
-    """An item inside a case: the detail fields plus its text, URL and subject account."""
+    """An item inside a case: the detail fields plus its text, URL and subject account; and,
+    for safety leads and admins only, the reported user's details (`subject`)."""
+
+    # Not read-only only so that the schema marks it optional: it is omitted for moderators.
+    subject = ItemSubjectSerializer(
+        source="*",
+        required=False,
+        help_text="The reported user's details: only for safety leads and admins.",
+    )
 
     class Meta:
         model = Item
@@ -62,7 +109,16 @@ class ItemSummarySerializer(ItemDetailSerializer):
             "media",
             "matches",
             "flags",
+            "subject",
         )
+
+    def to_representation(self, instance: Item) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # Default deny: without a request in the context (or for a moderator) no subject.
+        request = self.context.get("request")
+        if request is None or not is_lead(request.user):
+            data.pop("subject", None)
+        return data
 
 
 class CaseDetailSerializer(CaseSummarySerializer):
@@ -124,6 +180,12 @@ def _case_for(request: Request, case_id: int) -> Case:
         raise Http404 from None
 
 
+def _case_body(request: Request, case_id: int) -> dict[str, Any]:
+    """The case as its requester may see it (the request decides whether `subject` shows)."""
+    case = _case_for(request, case_id)
+    return CaseDetailSerializer(case, context={"request": request}).data
+
+
 class CaseClaimNextApi(APIView):
     """Claim the next case in queue order (or get the one you already hold)."""
 
@@ -141,7 +203,7 @@ class CaseClaimNextApi(APIView):
         case = case_claim_next(user=request.user)
         if case is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(CaseDetailSerializer(_case_for(request, case.pk)).data)
+        return Response(_case_body(request, case.pk))
 
 
 class CaseDetailApi(APIView):
@@ -149,7 +211,7 @@ class CaseDetailApi(APIView):
 
     @extend_schema(operation_id="cases_retrieve", responses=CaseDetailSerializer)
     def get(self, request: Request, case_id: int) -> Response:
-        return Response(CaseDetailSerializer(_case_for(request, case_id)).data)
+        return Response(_case_body(request, case_id))
 
 
 class CaseDecisionApi(APIView):
@@ -196,7 +258,7 @@ class CaseReleaseApi(APIView):
     def post(self, request: Request, case_id: int) -> Response:
         case = _case_for(request, case_id)
         case_release(case=case, user=request.user)
-        return Response(CaseDetailSerializer(_case_for(request, case_id)).data)
+        return Response(_case_body(request, case_id))
 
 
 class CanMarkImmediateRisk(HasPerm):

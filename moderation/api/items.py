@@ -3,15 +3,21 @@ its processing status, hashes and matches — never the media."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.fields import empty
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import html
 from rest_framework.views import APIView
 
 from core.permissions import is_platform_request
@@ -27,6 +33,128 @@ class _CategoryField(serializers.SlugRelatedField):
         super().__init__(slug_field="code", queryset=HarmCategory.objects.all(), **kwargs)
 
 
+# Platforms' clocks drift: a time a few minutes ahead of ours is skew, not a bad payload.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class ItemSubjectInputSerializer(serializers.Serializer):
+    """The reported user, as the platform knows them. Every field is optional.
+
+    In a multipart request (with a media file) send it as a JSON object in the `subject`
+    form field.
+    """
+
+    default_error_messages = {"invalid": "Must be a JSON object."}
+
+    account_id = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    username = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    display_name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    phone = serializers.RegexField(
+        r"^\+?[0-9 ()-]{5,30}$",
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        help_text="E.164 preferred (`+447700900123`); digits, spaces, `()-` and a leading `+`.",
+    )
+    ip_address = serializers.IPAddressField(
+        required=False, allow_null=True, help_text="IPv4 or IPv6."
+    )
+    port = serializers.IntegerField(min_value=0, max_value=65535, required=False, allow_null=True)
+    ip_seen_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="ISO 8601: when the platform saw the user at `ip_address`:`port`.",
+    )
+    country = serializers.RegexField(
+        r"^[A-Z]{2}$",
+        required=False,
+        allow_blank=True,
+        help_text="ISO 3166-1 alpha-2, upper case (`GB`).",
+    )
+    account_created_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="ISO 8601."
+    )
+    linked_accounts = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        max_length=50,
+        required=False,
+        help_text="Other accounts of the same user (identifiers, at most 50).",
+    )
+
+    def get_value(self, dictionary: Any) -> Any:
+        # A multipart form has no nested objects: there `subject` comes as a JSON string.
+        # Anything that does not parse is passed on as-is and refused as "not a JSON object".
+        if html.is_html_input(dictionary):
+            raw = dictionary.get(self.field_name, empty)
+            if raw == "":
+                return empty
+            if isinstance(raw, str):
+                try:
+                    return json.loads(raw)
+                except (ValueError, RecursionError):
+                    return raw
+            return raw
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        # A plain message on `subject` itself rather than DRF's `non_field_errors` inside it.
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_internal_value(data)
+
+    def validate_ip_seen_at(self, value: datetime | None) -> datetime | None:
+        if value is not None and value > timezone.now() + _CLOCK_SKEW:
+            raise serializers.ValidationError("Is more than 5 minutes in the future.")
+        return value
+
+    def validate_account_created_at(self, value: datetime | None) -> datetime | None:
+        if value is not None and value > timezone.now() + _CLOCK_SKEW:
+            raise serializers.ValidationError("Is more than 5 minutes in the future.")
+        return value
+
+
+# The flat fields of the first API version and their place in `subject`: both are accepted;
+# given both, they must agree.
+_FLAT_SUBJECT_FIELDS = {
+    "subject_account_id": "account_id",
+    "subject_username": "username",
+    "subject_ip": "ip_address",
+    "subject_port": "port",
+    "subject_country": "country",
+}
+_SUBJECT_ONLY_FIELDS = {
+    "display_name": "subject_display_name",
+    "email": "subject_email",
+    "phone": "subject_phone",
+    "ip_seen_at": "subject_ip_seen_at",
+    "account_created_at": "subject_account_created_at",
+    "linked_accounts": "subject_linked_accounts",
+}
+
+
+def _merge_subject(attrs: dict[str, Any]) -> None:
+    """Fold the nested `subject` into the flat `subject_*` fields ItemInput takes (in place).
+
+    A value is "given" when it is neither blank nor null; a flat field and its nested twin that
+    are both given must be equal.
+    """
+    subject = attrs.pop("subject", None) or {}
+    conflicts: dict[str, list[str]] = {}
+    for flat, nested in _FLAT_SUBJECT_FIELDS.items():
+        value = subject.get(nested)
+        if value in (None, ""):
+            continue
+        if attrs.get(flat) not in (None, "") and attrs[flat] != value:
+            conflicts[nested] = [f"Differs from `{flat}`: send one of them, or the same value."]
+        attrs[flat] = value
+    if conflicts:
+        raise serializers.ValidationError({"subject": conflicts})
+    for nested, flat in _SUBJECT_ONLY_FIELDS.items():
+        if subject.get(nested) not in (None, ""):
+            attrs[flat] = subject[nested]
+
+
 class ItemInputSerializer(serializers.Serializer):
     source = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,100}$", max_length=100)
     external_id = serializers.CharField(max_length=255)
@@ -39,6 +167,14 @@ class ItemInputSerializer(serializers.Serializer):
         min_value=0, max_value=65535, required=False, allow_null=True
     )
     subject_country = serializers.RegexField(r"^[A-Z]{2}$", required=False, allow_blank=True)
+    subject = ItemSubjectInputSerializer(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "The reported user. Supersedes the flat `subject_*` fields, which still work; "
+            "a field given both ways must have the same value. Multipart: a JSON string."
+        ),
+    )
     visibility = serializers.ChoiceField(choices=Item.Visibility.choices, required=False)
     uk_linked = serializers.BooleanField(required=False, allow_null=True, default=None)
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -61,6 +197,7 @@ class ItemInputSerializer(serializers.Serializer):
             raise serializers.ValidationError({"url": "A url item needs a url."})
         if kind in (Item.Kind.TEXT, Item.Kind.MESSAGE) and not attrs.get("text"):
             raise serializers.ValidationError({"text": f"A {kind} item needs text."})
+        _merge_subject(attrs)
         return attrs
 
 

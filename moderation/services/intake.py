@@ -41,6 +41,12 @@ class ItemInput:
     subject_ip: str | None = None
     subject_port: int | None = None
     subject_country: str = ""
+    subject_display_name: str = ""
+    subject_email: str = ""
+    subject_phone: str = ""
+    subject_ip_seen_at: datetime | None = None
+    subject_account_created_at: datetime | None = None
+    subject_linked_accounts: list[str] = field(default_factory=list)
     visibility: str = Item.Visibility.UNKNOWN
     uk_linked: bool | None = None
     occurred_at: datetime | None = None
@@ -156,6 +162,12 @@ def item_submit(
                         subject_ip=data.subject_ip,
                         subject_port=data.subject_port,
                         subject_country=data.subject_country,
+                        subject_display_name=data.subject_display_name,
+                        subject_email=data.subject_email,
+                        subject_phone=data.subject_phone,
+                        subject_ip_seen_at=data.subject_ip_seen_at,
+                        subject_account_created_at=data.subject_account_created_at,
+                        subject_linked_accounts=list(data.subject_linked_accounts),
                         visibility=data.visibility,
                         uk_linked=data.uk_linked,
                         occurred_at=data.occurred_at,
@@ -208,6 +220,8 @@ def item_submit(
                 reason=f"intake: {kind} flagged via {flag.source}"
                 + (f" as {category.code}" if category else ""),
             )
+            # The audit names the item and case only, never the reported user's details (IP,
+            # email, phone, linked accounts): that personal data stays on the item, read by role.
             audit_record(
                 actor=actor,
                 verb="item.received",

@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.pages import refusal_as_json, refusal_redirects_to
+from core.roles import is_lead
 from moderation.forms import DecisionForm
 from moderation.models import Case, Decision, Escalation, Match, Media, MediaFrame
 from moderation.selectors import case_detail, case_visible_to
@@ -33,6 +34,7 @@ from moderation.services.quarantine import match_verdict_record
 from moderation.services.queue import case_reassign, case_release, case_renew_lease
 from moderation.services.review import decision_record
 from moderation.views.queue import claim_next
+from moderation.views.reported_user import reported_user
 from moderation.views.video import ItemReview, video_review
 from principles.models import HarmCategory
 
@@ -77,6 +79,10 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
             .order_by("-opened_at")
             .first()
         )
+    reviews = _item_reviews(case)
+    # The reported user's personal data (IP, email, phone, linked accounts) is for leads and
+    # admins: for anyone else it is not even put in the template's context.
+    subject_panel = reported_user([r.item for r in reviews]) if is_lead(request.user) else None
     return render(
         request,
         "moderation/case.html",
@@ -84,7 +90,8 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
             "nav": "queue",
             "case": case,
             "risk_escalation": risk_escalation,
-            "items": _item_reviews(case),
+            "items": reviews,
+            "reported_user": subject_panel,
             "held": held,
             "exposure": exposure_for(request.user),
             "decision_form": DecisionForm(

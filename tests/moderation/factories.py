@@ -60,6 +60,39 @@ def make_item(
     return item
 
 
+# A reported user's details as a platform sends them (all synthetic: documentation IP range,
+# example.org, an Ofcom drama number).
+SUBJECT_DETAILS: dict[str, Any] = {
+    "subject_account_id": "user-42",
+    "subject_username": "sam_example",
+    "subject_display_name": "Sam Example",
+    "subject_email": "sam@example.org",
+    "subject_phone": "+44 7700 900123",
+    "subject_ip": "2001:db8::7",
+    "subject_port": 51234,
+    "subject_country": "GB",
+    "subject_linked_accounts": ["user-43", "sam_alt"],
+}
+
+
+def make_reported_user_case(**details: Any) -> Case:
+    """An open message case whose item carries the reported user's details."""
+    n = next(_counter)
+    now = timezone.now()
+    data = ItemInput(
+        source="acme",
+        external_id=f"subj-{n}",
+        kind="message",
+        text="synthetic text",
+        subject_ip_seen_at=now - timedelta(hours=1),
+        subject_account_created_at=now - timedelta(days=30),
+        **{**SUBJECT_DETAILS, **details},
+    )
+    item, _ = item_submit(data=data, upload=None, actor=SystemActor("test"))
+    assert item.case is not None
+    return item.case
+
+
 def make_case(**kwargs: Any) -> Case:
     item = make_item(**kwargs)
     assert item.case is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import secrets
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +246,7 @@ class Command(BaseCommand):
                 category_hint=category,
                 subject_account_id=f"acct-{n % 45:03d}",
                 subject_username=f"demo_user_{n % 45}",
-                subject_ip=f"192.0.2.{n % 250 + 1}",
+                subject_ip=f"2001:db8::{n % 45:x}" if n % 20 == 2 else f"192.0.2.{n % 250 + 1}",
                 subject_country="GB",
                 visibility=Item.Visibility.PUBLIC if n % 3 else Item.Visibility.PRIVATE,
                 uk_linked=n % 4 != 0,
@@ -255,7 +255,28 @@ class Command(BaseCommand):
                 note=f"Synthetic demo item {n} ({category.code}).",
                 text=TEXTS.get(category.code, ""),
                 url="https://example.invalid/demo/post" if kind == Item.Kind.URL else "",
+                **self._subject_details(n, now),
             )
             _, created = item_submit(data=payload, upload=upload, actor=ACTOR)
             created_count += int(created)
         return created_count
+
+    @staticmethod
+    def _subject_details(n: int, now: datetime) -> dict[str, Any]:
+        """Full reported-user details for a few items (every item has account, IP, country).
+
+        All synthetic: documentation IP ranges (RFC 5737 192.0.2.0/24, RFC 3849 2001:db8::/32),
+        example.org addresses and Ofcom's drama numbers (07700 900000-900999).
+        """
+        if n % 20 not in (1, 2):
+            return {}
+        user = n % 45
+        return {
+            "subject_port": 40000 + n,
+            "subject_ip_seen_at": now - timedelta(hours=n, minutes=5),
+            "subject_display_name": f"Demo User {user}",
+            "subject_email": f"demo_user_{user}@example.org",
+            "subject_phone": f"+44 7700 900{n % 1000:03d}",
+            "subject_account_created_at": now - timedelta(days=30 + n),
+            "subject_linked_accounts": [f"acct-{(n + 1) % 45:03d}", f"demo_alt_{user}"],
+        }

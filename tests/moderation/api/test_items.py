@@ -5,11 +5,15 @@ platform sees only its own items."""
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.models import AuditEvent
@@ -291,3 +295,196 @@ class ItemAccessTests:
         assert APIClient().post("/api/v1/items", {}, format="json").status_code == 401
         assert client_for(outsider).post("/api/v1/items", {}, format="json").status_code == 403
         assert client_for(moderator).post("/api/v1/items", {}, format="json").status_code == 403
+
+
+SUBJECT: dict[str, Any] = {
+    "account_id": "user-42",
+    "username": "sam_example",
+    "display_name": "Sam Example",
+    "email": "sam@example.org",
+    "phone": "+44 7700 900123",
+    "ip_address": "2001:db8::7",
+    "port": 51234,
+    "ip_seen_at": "2026-01-02T03:04:05Z",
+    "country": "GB",
+    "account_created_at": "2025-06-01T00:00:00Z",
+    "linked_accounts": ["user-43", "sam_alt"],
+}
+# The reported user's personal data: none of it may reach the audit log or the logs.
+PERSONAL = ("Sam Example", "sam@example.org", "7700 900123", "2001:db8::7", "sam_alt")
+
+
+def _in(**offset: float) -> str:
+    return (timezone.now() + timedelta(**offset)).isoformat()
+
+
+def _assert_subject_stored(item: Item) -> None:
+    assert item.subject_account_id == "user-42" and item.subject_username == "sam_example"
+    assert item.subject_display_name == "Sam Example"
+    assert item.subject_email == "sam@example.org"
+    assert item.subject_phone == "+44 7700 900123"
+    assert item.subject_ip == "2001:db8::7" and item.subject_port == 51234
+    assert item.subject_ip_seen_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert item.subject_country == "GB"
+    assert item.subject_account_created_at == datetime(2025, 6, 1, tzinfo=UTC)
+    assert item.subject_linked_accounts == ["user-43", "sam_alt"]
+
+
+@pytest.mark.django_db
+class ItemSubjectApiTests:
+    """The reported user under `subject`: validated, stored, and kept out of audit and logs."""
+
+    def test_a_json_item_stores_every_subject_detail(self, platform_client: APIClient) -> None:
+        response = submit_item(platform_client, subject=SUBJECT)
+        assert response.status_code == 201, response.content
+        _assert_subject_stored(Item.objects.get(pk=response.json()["id"]))
+
+    def test_a_multipart_item_takes_subject_as_a_json_string(
+        self, platform_client: APIClient
+    ) -> None:
+        response = submit_item(platform_client, media=_jpeg(), subject=json.dumps(SUBJECT))
+        assert response.status_code == 201, response.content
+        _assert_subject_stored(Item.objects.get(pk=response.json()["id"]))
+
+    @pytest.mark.parametrize("value", ["not json", "[1, 2]", '"a string"', "[" * 5000])
+    def test_a_multipart_subject_that_is_not_a_json_object_gets_400(
+        self, platform_client: APIClient, value: str
+    ) -> None:
+        response = submit_item(platform_client, media=_jpeg(), subject=value)
+        assert response.status_code == 400, response.content
+        assert response.json()["error"]["fields"] == {"subject": ["Must be a JSON object."]}
+        assert not Item.objects.exists() and not Media.objects.exists()
+
+    def test_a_json_subject_that_is_not_an_object_gets_400(
+        self, platform_client: APIClient
+    ) -> None:
+        response = submit_item(platform_client, subject="sam@example.org")
+        assert response.status_code == 400
+        assert response.json()["error"]["fields"] == {"subject": ["Must be a JSON object."]}
+        assert not Item.objects.exists()
+
+    def test_every_subject_field_is_optional(self, platform_client: APIClient) -> None:
+        response = submit_item(platform_client, subject={})
+        assert response.status_code == 201, response.content
+        item = Item.objects.get()
+        assert item.subject_account_id == "user-42"  # the flat field
+        assert item.subject_email == "" and item.subject_linked_accounts == []
+        assert item.subject_ip is None and item.subject_ip_seen_at is None
+
+    def test_the_flat_fields_still_work(self, platform_client: APIClient) -> None:
+        response = submit_item(
+            platform_client,
+            subject_username="sam_example",
+            subject_ip="192.0.2.7",
+            subject_port=443,
+            subject_country="GB",
+        )
+        assert response.status_code == 201, response.content
+        item = Item.objects.get()
+        assert (item.subject_username, item.subject_ip, item.subject_port) == (
+            "sam_example",
+            "192.0.2.7",
+            443,
+        )
+        assert item.subject_country == "GB"
+
+    def test_flat_and_nested_fields_that_agree_are_accepted(
+        self, platform_client: APIClient
+    ) -> None:
+        response = submit_item(
+            platform_client, subject_ip="2001:db8::7", subject_country="GB", subject=SUBJECT
+        )
+        assert response.status_code == 201, response.content
+        _assert_subject_stored(Item.objects.get())
+
+    @pytest.mark.parametrize(
+        ("flat", "value", "nested"),
+        [
+            ("subject_account_id", "user-99", "account_id"),
+            ("subject_username", "someone_else", "username"),
+            ("subject_ip", "192.0.2.1", "ip_address"),
+            ("subject_port", 80, "port"),
+            ("subject_country", "FR", "country"),
+        ],
+    )
+    def test_flat_and_nested_fields_that_differ_get_400_naming_the_field(
+        self, platform_client: APIClient, flat: str, value: Any, nested: str
+    ) -> None:
+        response = submit_item(platform_client, subject=SUBJECT, **{flat: value})
+        assert response.status_code == 400, response.content
+        error = response.json()["error"]
+        assert error["code"] == "invalid" and list(error["fields"]["subject"]) == [nested]
+        assert flat in error["fields"]["subject"][nested][0]
+        assert not Item.objects.exists()
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("account_id", "x" * 256),
+            ("username", "x" * 256),
+            ("display_name", "x" * 256),
+            ("email", "not-an-email"),
+            ("phone", "call me maybe"),
+            ("phone", "+44"),
+            ("phone", "1" * 31),
+            ("ip_address", "999.1.1.1"),
+            ("ip_address", "2001:db8::zz"),
+            ("ip_address", "example.org"),
+            ("port", 65536),
+            ("port", -1),
+            ("port", "http"),
+            ("ip_seen_at", "yesterday"),
+            ("ip_seen_at", "2026-13-01T00:00:00Z"),
+            ("ip_seen_at", _in(hours=1)),
+            ("country", "gb"),
+            ("country", "GBR"),
+            ("country", "G1"),
+            ("account_created_at", "2025-06-31"),
+            ("account_created_at", _in(days=1)),
+            ("linked_accounts", "user-43"),
+            ("linked_accounts", [""]),
+            ("linked_accounts", ["x" * 256]),
+            ("linked_accounts", [f"user-{i}" for i in range(51)]),
+        ],
+    )
+    def test_an_invalid_subject_field_gets_400_naming_it_and_stores_nothing(
+        self, platform_client: APIClient, field: str, value: Any
+    ) -> None:
+        response = submit_item(platform_client, subject={**SUBJECT, field: value})
+        assert response.status_code == 400, response.content
+        error = response.json()["error"]
+        assert error["code"] == "invalid" and list(error["fields"]) == ["subject"]
+        assert list(error["fields"]["subject"]) == [field]
+        assert not Item.objects.exists() and not Case.objects.exists()
+        assert not AuditEvent.objects.filter(verb__startswith="item.").exists()
+
+    def test_an_invalid_multipart_subject_field_gets_400_naming_it(
+        self, platform_client: APIClient
+    ) -> None:
+        response = submit_item(
+            platform_client, media=_jpeg(), subject=json.dumps({**SUBJECT, "port": 70000})
+        )
+        assert response.status_code == 400
+        assert list(response.json()["error"]["fields"]["subject"]) == ["port"]
+        assert not Item.objects.exists() and not Media.objects.exists()
+
+    def test_times_a_few_minutes_ahead_are_clock_skew_and_accepted(
+        self, platform_client: APIClient
+    ) -> None:
+        subject = {**SUBJECT, "ip_seen_at": _in(minutes=2), "account_created_at": _in(minutes=2)}
+        response = submit_item(platform_client, subject=subject)
+        assert response.status_code == 201, response.content
+
+    def test_the_reported_users_details_stay_out_of_the_audit_log_and_the_logs(
+        self, platform_client: APIClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        response = submit_item(platform_client, media=_jpeg(), subject=json.dumps(SUBJECT))
+        assert response.status_code == 201
+        received = AuditEvent.objects.get(verb="item.received")
+        # What intake audited before subject details existed, and no more.
+        assert set(received.data) == {"source", "external_id", "kind", "case", "flag", "category"}
+        audited = json.dumps(list(AuditEvent.objects.values("data", "object_id", "actor_label")))
+        logged = "\n".join(record.getMessage() for record in caplog.records)
+        for value in PERSONAL:
+            assert value not in audited and value not in logged

@@ -58,6 +58,29 @@ class ReportCreateApiTests:
         item = Item.objects.get(external_id="new-1")
         assert set(item.flags.values_list("source", flat=True)) == {"user_report"}
 
+    def test_a_new_item_in_a_report_takes_the_reported_users_details(
+        self, platform_client: APIClient
+    ) -> None:
+        item = {
+            "source": "acme",
+            "external_id": "new-2",
+            "kind": "message",
+            "text": "synthetic",
+            "subject": {"ip_address": "192.0.2.9", "port": 443, "email": "sam@example.org"},
+        }
+        payload = {"source": "acme", "external_id": "new-2", "item": item}
+        response = platform_client.post("/api/v1/reports", payload, format="json")
+        assert response.status_code == 201, response.content
+        stored = Item.objects.get(external_id="new-2")
+        assert (stored.subject_ip, stored.subject_port) == ("192.0.2.9", 443)
+        assert stored.subject_email == "sam@example.org"
+        bad_item = {**item, "external_id": "new-3", "subject": {"port": 70000}}
+        bad = platform_client.post(
+            "/api/v1/reports", {**payload, "external_id": "new-3", "item": bad_item}, format="json"
+        )
+        assert bad.status_code == 400
+        assert list(bad.json()["error"]["fields"]["item"]["subject"]) == ["port"]
+
     def test_a_report_about_an_unknown_item_without_details_is_refused(
         self, platform_client: APIClient
     ) -> None:

@@ -57,3 +57,15 @@ class SeedDemoTests:
         again = StringIO()
         call_command("seed_demo", "--items", "2", stdout=again)
         assert "password: " not in again.getvalue()
+
+    def test_a_few_items_carry_synthetic_reported_user_details(self, settings: Any) -> None:
+        settings.SAFEGUARD_DEMO_PASSWORD = "a-demo-password-123"
+        call_command("seed_demo", "--items", "3", stdout=StringIO())
+        detailed = Item.objects.exclude(subject_email="").order_by("external_id")
+        assert [i.external_id for i in detailed] == ["demo-0001", "demo-0002"]
+        v4, v6 = detailed
+        assert v4.subject_ip.startswith("192.0.2.") and v6.subject_ip.startswith("2001:db8::")
+        for item in detailed:
+            assert item.subject_email.endswith("@example.org")
+            assert item.subject_phone.startswith("+44 7700 900")
+            assert item.subject_port and item.subject_ip_seen_at and item.subject_linked_accounts
