@@ -235,6 +235,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "moderation.sla_check",
         "schedule": timedelta(minutes=1),
     },
+    "referral-sla-check": {
+        "task": "reports.referral_sla_check",
+        "schedule": timedelta(minutes=1),
+    },
     "retry-webhooks": {
         "task": "moderation.retry_webhooks",
         "schedule": timedelta(minutes=1),
@@ -389,6 +393,10 @@ SPECTACULAR_SETTINGS = {
         "HashImportStatusEnum": "moderation.models.HashImport.Status",
         "ReferralPriorityEnum": "reports.models.ReferralPacket.Priority",
         "ReferralStatusEnum": "reports.models.ReferralPacket.Status",
+        "ItemKindEnum": "moderation.models.Item.Kind",
+        "DestinationKindEnum": "reports.models.Destination.Kind",
+        "DestinationModeEnum": "reports.models.Destination.Mode",
+        "IdentityDocumentsEnum": "reports.models.ReferralPacket.IdentityDocuments",
     },
 }
 
@@ -480,6 +488,28 @@ SAFEGUARD_ORG_CONTACT_NAME = env_str("SAFEGUARD_ORG_CONTACT_NAME", "Trust and Sa
 SAFEGUARD_ORG_CONTACT_EMAIL = env_str("SAFEGUARD_ORG_CONTACT_EMAIL", "safety@example.org")
 SAFEGUARD_ORG_CONTACT_PHONE = env_str("SAFEGUARD_ORG_CONTACT_PHONE", "")
 SAFEGUARD_NCMEC_ENABLED = env_bool("SAFEGUARD_NCMEC_ENABLED", False)
+# NCMEC CyberTipline ESP API (reports.ncmec). Dry run until credentials are set: the XML is
+# built and checked, nothing is sent. Environment "test" uses NCMEC's test endpoint.
+SAFEGUARD_NCMEC_ENVIRONMENT = env_str("SAFEGUARD_NCMEC_ENVIRONMENT", "test")
+SAFEGUARD_NCMEC_TEST_URL = env_str("SAFEGUARD_NCMEC_TEST_URL", "https://exttest.cybertip.org/ispws")
+SAFEGUARD_NCMEC_PRODUCTION_URL = env_str(
+    "SAFEGUARD_NCMEC_PRODUCTION_URL", "https://report.cybertip.org/ispws"
+)
+SAFEGUARD_NCMEC_USERNAME = env_str("SAFEGUARD_NCMEC_USERNAME")
+SAFEGUARD_NCMEC_PASSWORD = env_str("SAFEGUARD_NCMEC_PASSWORD")
+SAFEGUARD_NCMEC_TIMEOUT_SECONDS = env_int("SAFEGUARD_NCMEC_TIMEOUT_SECONDS", 30, minimum=1)
+# The person registered with the NCA's reporting service who submits reports (Schedule 1,
+# para 1 of the CSEA content reporting regulations). Shown to the approving lead.
+SAFEGUARD_NCA_AUTHORISED_PERSON_NAME = env_str("SAFEGUARD_NCA_AUTHORISED_PERSON_NAME")
+SAFEGUARD_NCA_AUTHORISED_PERSON_ROLE = env_str("SAFEGUARD_NCA_AUTHORISED_PERSON_ROLE")
+SAFEGUARD_NCA_AUTHORISED_PERSON_EMAIL = env_str("SAFEGUARD_NCA_AUTHORISED_PERSON_EMAIL")
+SAFEGUARD_NCA_AUTHORISED_PERSON_PHONE = env_str("SAFEGUARD_NCA_AUTHORISED_PERSON_PHONE")
+# Detection → report deadlines by packet priority (hours from the first item's arrival), and
+# how long an urgent or immediate report may wait for the recipient's reference.
+SAFEGUARD_REPORT_DUE_HOURS_IMMEDIATE = env_int("SAFEGUARD_REPORT_DUE_HOURS_IMMEDIATE", 1, minimum=1)
+SAFEGUARD_REPORT_DUE_HOURS_URGENT = env_int("SAFEGUARD_REPORT_DUE_HOURS_URGENT", 24, minimum=1)
+SAFEGUARD_REPORT_DUE_HOURS_ROUTINE = env_int("SAFEGUARD_REPORT_DUE_HOURS_ROUTINE", 72, minimum=1)
+SAFEGUARD_REFERRAL_ACK_HOURS = env_int("SAFEGUARD_REFERRAL_ACK_HOURS", 48, minimum=1)
 SAFEGUARD_PACKET_STUCK_AFTER_SECONDS = env_int(
     "SAFEGUARD_PACKET_STUCK_AFTER_SECONDS", 600, minimum=30
 )

@@ -40,8 +40,12 @@ _LEAD_PERMS = _MODERATOR_PERMS | {
     "moderation.view_knownhash",
     "core.view_auditevent",
     "reports.*",
+    # Destinations are configured by admins; leads pick them (view only).
+    "-reports.add_destination",
+    "-reports.change_destination",
+    "-reports.delete_destination",
 }
-_ADMIN_PERMS = _LEAD_PERMS | {
+_ADMIN_PERMS = {p for p in _LEAD_PERMS if not p.startswith("-")} | {
     "principles.*",
     "moderation.*",
     "core.view_apitoken",
@@ -63,10 +67,11 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
 
 
 def _expand(perm_model: Any, names: set[str]) -> list[Any]:
+    """`app.codename`, `app.*` (every permission of the app) and `-app.codename` (except)."""
     wanted = []
     for perm in perm_model.objects.select_related("content_type"):
         label = f"{perm.content_type.app_label}.{perm.codename}"
-        if label in _FORBIDDEN:
+        if label in _FORBIDDEN or f"-{label}" in names:
             continue
         if label in names or f"{perm.content_type.app_label}.*" in names:
             wanted.append(perm)

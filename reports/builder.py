@@ -22,7 +22,6 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import jsonschema
 from django.conf import settings
@@ -31,11 +30,14 @@ from django.db.models import Q
 from core.audit import audit_seal
 from core.models import AuditEvent
 from moderation.models import Case, Escalation, Item, LegalHold, Reveal
+from principles.selectors import principle_labels
 
 from . import signing
 from .models import ReferralPacket
+from .ncmec import cybertipline_xml
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "referral-v1.schema.json"
+SCHEMA_VERSION = "1.1"
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # Magic numbers of image and video formats: a packet file starting with one is refused.
 MEDIA_SIGNATURES: tuple[bytes, ...] = (
@@ -203,6 +205,9 @@ def _match_entry(match: Any) -> dict[str, Any]:
 
 
 def _suspects(items: list[Item]) -> list[dict[str, Any]]:
+    """The user(s) the items came from, as the CSEA reporting regulations define a user: the
+    account, its names and contact details, each IP address with its port and when it was
+    seen, the account's age and its connections with other accounts."""
     accounts: dict[tuple[str, str], dict[str, Any]] = {}
     for item in items:
         if not item.subject_account_id:
@@ -212,25 +217,156 @@ def _suspects(items: list[Item]) -> list[dict[str, Any]]:
             {
                 "source": item.source,
                 "account_id": item.subject_account_id,
-                "username": item.subject_username,
+                "username": "",
+                "display_name": "",
+                "email": "",
+                "phone": "",
+                "ip_events": [],
                 "ip_addresses": [],
                 "ports": [],
                 "countries": [],
-                "account_created_at": _iso(item.subject_account_created_at),
+                "account_created_at": None,
+                "linked_accounts": [],
             },
         )
-        if item.subject_ip and item.subject_ip not in entry["ip_addresses"]:
-            entry["ip_addresses"].append(item.subject_ip)
+        # The latest item that states a value wins (items are in arrival order).
+        for key, field in (
+            ("username", "subject_username"),
+            ("display_name", "subject_display_name"),
+            ("email", "subject_email"),
+            ("phone", "subject_phone"),
+        ):
+            value = getattr(item, field, "") or ""
+            if value:
+                entry[key] = value
+        if item.subject_account_created_at:
+            entry["account_created_at"] = _iso(item.subject_account_created_at)
+        if item.subject_ip:
+            event = {
+                "ip_address": item.subject_ip,
+                "port": item.subject_port,
+                "seen_at": _iso(getattr(item, "subject_ip_seen_at", None)),
+            }
+            if event not in entry["ip_events"]:
+                entry["ip_events"].append(event)
+            if item.subject_ip not in entry["ip_addresses"]:
+                entry["ip_addresses"].append(item.subject_ip)
         if item.subject_port and item.subject_port not in entry["ports"]:
             entry["ports"].append(item.subject_port)
         if item.subject_country and item.subject_country not in entry["countries"]:
             entry["countries"].append(item.subject_country)
+        for linked in getattr(item, "subject_linked_accounts", None) or []:
+            if linked not in entry["linked_accounts"]:
+                entry["linked_accounts"].append(linked)
     return [accounts[k] for k in sorted(accounts)]
+
+
+def authorised_person() -> dict[str, str]:
+    """The person registered with the NCA's reporting service who submits the organisation's
+    reports (Schedule 1 para 1), from the installation's settings."""
+    return {
+        "name": settings.SAFEGUARD_NCA_AUTHORISED_PERSON_NAME,
+        "role": settings.SAFEGUARD_NCA_AUTHORISED_PERSON_ROLE,
+        "email": settings.SAFEGUARD_NCA_AUTHORISED_PERSON_EMAIL,
+        "phone": settings.SAFEGUARD_NCA_AUTHORISED_PERSON_PHONE,
+    }
+
+
+def _person_label(user: Any) -> str:
+    if user is None:
+        return ""
+    full = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    return f"{full} ({user.get_username()})" if full else user.get_username()
+
+
+def _incident_category(cases: list[Case], decisions: list[Any]) -> tuple[str | None, list[str]]:
+    """The cases' harm categories, most urgent first (the case's own, then decisions')."""
+    found: dict[str, tuple[int, str]] = {}
+    for case in cases:
+        if case.category is not None:
+            found[case.category.code] = (case.category.default_priority, case.category.code)
+    for decision in decisions:
+        for category in decision.categories.all():
+            found.setdefault(category.code, (category.default_priority, category.code))
+    ordered = [code for _, code in sorted(found.values())]
+    return (ordered[0] if ordered else None), ordered
+
+
+def _incident_time(items: list[Item], now: datetime) -> datetime | None:
+    """When it happened: the latest item's own time (or its arrival), never in the future."""
+    times = [i.occurred_at or i.created_at for i in items]
+    latest = max(times, default=None)
+    return min(latest, now) if latest else None
+
+
+def _nca_schedule_1(
+    packet: ReferralPacket, document: dict[str, Any], items: list[Item]
+) -> dict[str, Any]:
+    """The report's content heading by heading, as Schedule 1 to the Online Safety Act 2023
+    (CSEA content reporting) regulations lists it, built from the case data."""
+    identity = packet.identity_documents
+    detail = packet.identity_documents_detail
+    content = []
+    for entry in document["items"]:
+        row: dict[str, Any] = {
+            "case_reference": entry["case_reference"],
+            "kind": entry["kind"],
+            "received_at": entry["received_at"],
+            "occurred_at": entry["occurred_at"],
+            "publicly_available": entry["publicly_available"],
+            "viewed_by_provider": entry["viewed_by_provider"],
+        }
+        if "url" in entry:
+            row["url"] = entry["url"]
+        file = entry.get("file")
+        if file:
+            row["file_type"] = file["mime"]
+            row["size_bytes"] = file["size"]
+            row["hashes"] = {k: v for k, v in file["hashes"].items() if isinstance(v, str)}
+            if file.get("exif"):
+                row["exif"] = file["exif"]
+        if entry.get("matches"):
+            row["matched_lists"] = sorted({m["list"] for m in entry["matches"]})
+        content.append(row)
+    incident = document["incident"]
+    return {
+        "staging_notice": "Staging copy for the NCA's CSEA reporting service: the authorised "
+        "person enters or uploads this content there. The NCA's reference is recorded on "
+        f"{packet.reference} once submitted.",
+        "authorised_person": {
+            **document["authorised_person"],
+            "organisation": document["reporting_organisation"]["name"],
+        },
+        "detected_content": content,
+        "further_information": {
+            "summary": packet.summary,
+            "harm_categories": incident["categories"],
+            "priority_handling": packet.priority == ReferralPacket.Priority.IMMEDIATE,
+            "priority_reason": incident.get("escalation_reason"),
+            "detected_at": incident["detected_at"],
+            "incident_at": incident["occurred_at"],
+        },
+        "user_identified": document["suspects"],
+        "identity_documents": {
+            "status": identity or "not recorded",
+            "detail": detail,
+            "recorded_by": _person_label(packet.drafted_by),
+        },
+        "other_available_information": "Moderation decisions, flags, hash-list matches, the "
+        "chain of custody (custody.json) and the preserved originals, available on request "
+        "(see preservation).",
+        "declaration": {
+            "text": document["declaration"],
+            "confirmed_by": _person_label(packet.approved_by),
+            "confirmed_at": _iso(packet.declaration_confirmed_at),
+        },
+        "recipient_reference": packet.external_reference or None,
+    }
 
 
 def referral_document(packet: ReferralPacket) -> dict[str, Any]:
     """The referral.json content for a packet, from the database (text and hashes only)."""
-    cases = list(packet.cases.order_by("id"))
+    cases = list(packet.cases.select_related("category").order_by("id"))
     items = _items(cases)
     media_ids = [i.media.pk for i in items if getattr(i, "media", None)]
     # Viewed by the provider: the file itself was revealed. A contact-sheet frame (a small
@@ -249,11 +385,21 @@ def referral_document(packet: ReferralPacket) -> dict[str, Any]:
         for d in c.decisions.prefetch_related("categories").order_by("created_at", "id")
     ]
     escalation: Escalation | None = packet.escalation
+    # The principles the content evidences: those of its decisions and harm categories.
     principles = sorted(
         {n for d in decisions for n in d.principles}
         | {p.number for c in cases if c.category for p in c.category.principles.all()}
-        | {12}
     )
+    generated = packet.approved_at or packet.created_at
+    category, categories = _incident_category(cases, decisions)
+    incident_at = _incident_time(items, generated)
+    escalation_reason = None
+    if packet.priority == ReferralPacket.Priority.IMMEDIATE:
+        escalation_reason = (
+            escalation.reason
+            if escalation is not None and escalation.reason
+            else "A safety lead judged a child to be at immediate risk."
+        )
     timeline = sorted(
         [
             {"at": _iso(i.created_at), "event": f"{i.kind} {i.source}:{i.external_id} flagged"}
@@ -278,11 +424,12 @@ def referral_document(packet: ReferralPacket) -> dict[str, Any]:
     destination = packet.destination
     org = settings.SAFEGUARD_ORG_NAME
     document: dict[str, Any] = {
-        "schema_version": "1.0",
+        "schema_version": SCHEMA_VERSION,
         "reference": packet.reference,
-        "generated_at": _iso(packet.approved_at or packet.created_at),
+        "generated_at": _iso(generated),
         "destination": {
             "name": destination.name,
+            **({"code": destination.code} if destination.code else {}),
             "kind": destination.kind,
             "jurisdiction": destination.jurisdiction,
             "mode": destination.mode,
@@ -301,7 +448,16 @@ def referral_document(packet: ReferralPacket) -> dict[str, Any]:
                 ),
             },
         },
-        "incident": {"summary": packet.summary, "timeline": timeline},
+        "authorised_person": authorised_person(),
+        "incident": {
+            "summary": packet.summary,
+            "category": category,
+            "categories": categories,
+            "occurred_at": _iso(incident_at),
+            "detected_at": _iso(packet.detected_at),
+            "escalation_reason": escalation_reason,
+            "timeline": timeline,
+        },
         "suspects": _suspects(items),
         "victims": {
             "known": False,
@@ -321,6 +477,7 @@ def referral_document(packet: ReferralPacket) -> dict[str, Any]:
             for d in decisions
         ],
         "principles": principles,
+        "principle_labels": {str(n): label for n, label in principle_labels().items()},
         "preservation": {
             "status": "preserved under a legal hold" if held_cases else "not preserved",
             "held_until": _iso(held_until),
@@ -345,20 +502,7 @@ def referral_document(packet: ReferralPacket) -> dict[str, Any]:
         "contains no images or video.",
     }
     if destination.kind == "nca_ceop":
-        document["nca_schedule_1"] = {
-            "submitter": f"{org}; contact {settings.SAFEGUARD_ORG_CONTACT_NAME} "
-            f"<{settings.SAFEGUARD_ORG_CONTACT_EMAIL}>",
-            "content": f"{len(items)} item(s); hashes and metadata in `items` (no imagery)",
-            "further_information": packet.summary,
-            "user_identified": "; ".join(
-                f"{s['source']}:{s['account_id']}" for s in document["suspects"]
-            )
-            or "none identified",
-            "identity_documents_held": "none held by the provider",
-            "other_available_information": "decisions, flags and the chain of custody are "
-            "included (decisions, custody.json)",
-            "declaration": document["declaration"],
-        }
+        document["nca_schedule_1"] = _nca_schedule_1(packet, document, items)
     return document
 
 
@@ -437,6 +581,42 @@ def render_pdf(document: dict[str, Any]) -> bytes:
         9,
         "I",
     )
+    if dest["mode"] == "dry_run":
+        line("DRY RUN: built and checked; nothing was sent to the recipient.", 10, "B")
+    schedule = document.get("nca_schedule_1")
+    if schedule:
+        line("NCA report (Schedule 1 headings)", 12, "B")
+        line(schedule["staging_notice"], 9, "I")
+        person = schedule["authorised_person"]
+        line(
+            f"1 Authorised person: {person['name'] or 'NOT CONFIGURED'}"
+            f"{' - ' + person['role'] if person['role'] else ''} ({person['organisation']})",
+            9,
+        )
+        line(f"2 Detected content: {len(schedule['detected_content'])} item(s), below", 9)
+        further = schedule["further_information"]
+        handling = (
+            f"YES - {further['priority_reason'] or ''}" if further["priority_handling"] else "no"
+        )
+        line(
+            f"3 Further information: detected {further['detected_at']}; incident "
+            f"{further['incident_at']}; priority handling: {handling}",
+            9,
+        )
+        line(f"4 User identified: {len(schedule['user_identified'])} account(s), below", 9)
+        documents = schedule["identity_documents"]
+        line(
+            f"5 Identity documents: {documents['status'].replace('_', ' ')}"
+            f"{' - ' + documents['detail'] if documents['detail'] else ''}",
+            9,
+        )
+        line(f"6 Other information: {schedule['other_available_information']}", 9)
+        declaration = schedule["declaration"]
+        line(
+            f"7 Declaration confirmed by {declaration['confirmed_by'] or '-'} at "
+            f"{declaration['confirmed_at'] or '-'}",
+            9,
+        )
     if document["emergency_call"]:
         call = document["emergency_call"]
         line("999 call", 12, "B")
@@ -451,10 +631,12 @@ def render_pdf(document: dict[str, Any]) -> bytes:
         line(f"Case reference {ref}")
     line("Suspect accounts", 12, "B")
     for s in document["suspects"] or [{"source": "-", "account_id": "none identified"}]:
-        line(
-            f"{s['source']}: {s['account_id']} {s.get('username', '')} "
-            f"{', '.join(s.get('ip_addresses', []))}"
-        )
+        line(f"{s['source']}: {s['account_id']} {s.get('username', '')}")
+        for event in s.get("ip_events", []):
+            port = f":{event['port']}" if event.get("port") is not None else ""
+            line(f"  IP {event['ip_address']}{port} seen {event.get('seen_at') or '-'}", 8)
+        if s.get("linked_accounts"):
+            line(f"  linked accounts: {', '.join(s['linked_accounts'])}", 8)
     line("Items", 12, "B")
     for i in document["items"]:
         file_info = i.get("file")
@@ -498,7 +680,7 @@ def render_pdf(document: dict[str, Any]) -> bytes:
     return bytes(pdf.output())
 
 
-# --- custody.json and NCMEC XML -----------------------------------------------------------------
+# --- custody.json -----------------------------------------------------------------------------
 
 
 def custody_log(packet: ReferralPacket) -> list[dict[str, Any]]:
@@ -540,76 +722,89 @@ def custody_log(packet: ReferralPacket) -> list[dict[str, Any]]:
     ]
 
 
-def ncmec_xml(document: dict[str, Any]) -> bytes:
-    """The CyberTipline report fields for the same data (adapter; dry-run unless enabled)."""
-    out = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        "<report>",
-        "  <incidentSummary>",
-        "    <incidentType>Child Pornography (possession, "
-        "manufacture, and distribution)</incidentType>",
-        f"    <incidentDateTime>{escape(document['generated_at'])}</incidentDateTime>",
-        "  </incidentSummary>",
-        "  <reporter>",
-        f"    <reportingPerson><email>"
-        f"{escape(document['reporting_organisation']['contact_point']['email'])}</email>"
-        "</reportingPerson>",
-        "  </reporter>",
-    ]
-    for s in document["suspects"]:
-        out += [
-            "  <reportedPerson>",
-            f"    <espIdentifier>{escape(s['account_id'])}</espIdentifier>",
-            f"    <screenName>{escape(s.get('username', ''))}</screenName>",
-        ]
-        out += [
-            f"    <ipCaptureEvent><ipAddress>{escape(ip)}</ipAddress></ipCaptureEvent>"
-            for ip in s.get("ip_addresses", [])
-        ]
-        out += ["  </reportedPerson>"]
-    for i in document["items"]:
-        f = i.get("file")
-        if not f:
-            continue
-        out += [
-            "  <fileDetails>",
-            f"    <originalFileName>{escape(f['original_file_name'])}</originalFileName>",
-            f"    <fileViewedByEsp>{str(i['viewed_by_provider']).lower()}</fileViewedByEsp>",
-            f"    <publiclyAvailable>{str(bool(i['publicly_available'])).lower()}"
-            "</publiclyAvailable>",
-        ]
-        out += [
-            f'    <fileHash hashType="{k.upper()}">{escape(v)}</fileHash>'
-            for k, v in sorted(f["hashes"].items())
-            if isinstance(v, str)
-        ]
-        out += ["  </fileDetails>"]
-    out.append("</report>")
-    return ("\n".join(out) + "\n").encode()
-
-
 # --- The zip ----------------------------------------------------------------------------------
+
+
+def iwf_url_report(document: dict[str, Any]) -> dict[str, Any]:
+    """What the IWF takes: reports of URLs (where the material can be found), each with what
+    it is, when it was seen and its hashes, and who reports it. Items without a URL are left
+    out (they go to the police or the NCA)."""
+    org = document["reporting_organisation"]
+    urls = []
+    for entry in document["items"]:
+        if "url" not in entry:
+            continue
+        row: dict[str, Any] = {
+            "url": entry["url"],
+            "content_type": entry["kind"],
+            "harm_categories": sorted(
+                {f["category"] for f in entry["flags"] if f["category"]}
+                | {
+                    m["provider_category"]
+                    for m in entry.get("matches", [])
+                    if m.get("provider_category")
+                }
+            ),
+            "first_seen": entry["occurred_at"] or entry["received_at"],
+            "publicly_available": entry["publicly_available"],
+            "case_reference": entry["case_reference"],
+        }
+        file = entry.get("file")
+        if file:
+            row["hashes"] = {k: v for k, v in file["hashes"].items() if isinstance(v, str)}
+        urls.append(row)
+    return {
+        "report_type": "url",
+        "reference": document["reference"],
+        "generated_at": document["generated_at"],
+        "reporter": {
+            "organisation": org["name"],
+            "contact_name": org["contact_point"]["name"],
+            "email": org["contact_point"]["email"],
+            "anonymous": False,
+        },
+        "description": document["incident"]["summary"],
+        "urls": urls,
+        "note": "URLs and hashes only: no images or video are attached.",
+    }
 
 
 def packet_files(packet: ReferralPacket) -> dict[str, bytes]:
     """Every file of the packet, name → bytes, before the manifest."""
     document = referral_document(packet)
     validate_referral(document)
+    kind = packet.destination.kind
+    what = {
+        "iwf": "iwf-url-report.json is the URL report to submit through the IWF's report "
+        "route; referral.json is the full record.",
+        "ncmec": "cybertipline.xml is the CyberTipline report (sent as it is by the ESP API "
+        "client); referral.json is the full record.",
+        "nca_ceop": "referral.json's nca_schedule_1 is the staging copy for the NCA's CSEA "
+        "reporting service, heading by heading as Schedule 1 lists them.",
+    }.get(kind, "summary.pdf is the two-minute read for an officer; referral.json the record.")
     files = {
         "referral.json": _canonical(document),
         "summary.pdf": render_pdf(document),
         "custody.json": _canonical(custody_log(packet)),
         "signing-key.pub": signing.public_key_pem(),
         "README.txt": (
-            f"Referral {packet.reference} from {settings.SAFEGUARD_ORG_NAME}.\n"
-            "referral.json follows the JSON Schema referral-v1 (schema_version 1.0)."
+            f"Referral {packet.reference} from {settings.SAFEGUARD_ORG_NAME}.\n{what}\n"
+            f"referral.json follows the JSON Schema referral-v1 (schema_version "
+            f"{SCHEMA_VERSION})."
             "\nmanifest.json lists the SHA-256 of every file; manifest.sig is an "
             "Ed25519 signature over manifest.json.\nVerify with: python manage.py "
             "verify_packet PACKET.zip\nThis packet contains no images or video.\n"
         ).encode(),
     }
-    if packet.destination.kind == "ncmec":
-        files["cybertipline.xml"] = ncmec_xml(document)
+    if packet.destination.mode == "dry_run":
+        files["README.txt"] += (
+            f"DRY RUN: {packet.destination.name} has no contact route configured; "
+            "this packet was built and checked, and nothing was sent.\n"
+        ).encode()
+    if kind == "ncmec":
+        files["cybertipline.xml"] = cybertipline_xml(document)
+    if kind == "iwf":
+        files["iwf-url-report.json"] = _canonical(iwf_url_report(document))
     return {name: _refuse_media(name, data) for name, data in files.items()}
 
 

@@ -12,21 +12,9 @@ from typing import Any
 from core.audit import Actor
 from moderation.models import Case, Escalation
 
+from .destinations import police_destination
 from .models import Destination, ReferralPacket
 from .packets import packet_draft
-
-
-def police_destination(force: str) -> Destination:
-    """The destination for a police force, created (dry run) the first time it is named."""
-    destination, _ = Destination.objects.get_or_create(
-        name=force,
-        defaults={
-            "kind": Destination.Kind.POLICE,
-            "police_force": force,
-            "mode": Destination.Mode.DRY_RUN,
-        },
-    )
-    return destination
 
 
 def draft_after_call(*, escalation: Escalation, actor: Actor) -> None:

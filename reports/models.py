@@ -27,6 +27,11 @@ class Destination(models.Model):
         PRODUCTION = "production", "Production"
 
     name = models.CharField(max_length=120, unique=True)
+    code = models.SlugField(
+        max_length=60,
+        blank=True,
+        help_text="Stable code: a UK police force's code from the force list, 'nca', 'iwf'.",
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     police_force = models.CharField(
         max_length=100, blank=True, help_text="For police destinations: the UK force."
@@ -39,6 +44,7 @@ class Destination(models.Model):
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.DRY_RUN)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["kind", "name"]
@@ -47,10 +53,19 @@ class Destination(models.Model):
                 condition=~Q(kind="police") | ~Q(police_force=""),
                 name="destination_police_has_force",
             ),
+            models.UniqueConstraint(
+                fields=["code"], condition=~Q(code=""), name="destination_code_unique"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def has_contact_route(self) -> bool:
+        """Where a lead sends the packet (portal, email or phone). Until one is set the
+        destination stays in dry run: a packet to it is built but says it was not sent."""
+        return bool(self.contact_url or self.contact_email or self.contact_phone)
 
 
 class ReferralPacket(models.Model):
@@ -60,6 +75,7 @@ class ReferralPacket(models.Model):
         BUILDING = "building", "Building"
         READY = "ready", "Ready to download"
         EXPORTED = "exported", "Exported"
+        SUBMITTED = "submitted", "Submitted to the recipient"
         ACKNOWLEDGED = "acknowledged", "Acknowledged by recipient"
         FAILED = "failed", "Failed"
 
@@ -67,6 +83,14 @@ class ReferralPacket(models.Model):
         IMMEDIATE = "immediate", "Immediate (child at risk)"
         URGENT = "urgent", "Urgent"
         ROUTINE = "routine", "Routine"
+
+    class IdentityDocuments(models.TextChoices):
+        """Schedule 1 para 5 of the CSEA content reporting regulations: whether the provider
+        holds identity documents for the user. Recorded by the drafting lead, never assumed."""
+
+        HELD = "held", "Held by the provider"
+        NOT_HELD = "not_held", "Not held by the provider"
+        UNKNOWN = "unknown", "Not known"
 
     cases = models.ManyToManyField(Case, related_name="referral_packets")
     escalation = models.ForeignKey(
@@ -92,6 +116,22 @@ class ReferralPacket(models.Model):
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     exported_at = models.DateTimeField(null=True, blank=True)
+    identity_documents = models.CharField(
+        max_length=10, choices=IdentityDocuments.choices, blank=True
+    )
+    identity_documents_detail = models.CharField(max_length=1000, blank=True)
+    declaration_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Detection → report: the first item's arrival, when the report is due, when it was sent.
+    detected_at = models.DateTimeField(null=True, blank=True)
+    report_due_at = models.DateTimeField(null=True, blank=True)
+    report_breached_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submission_channel = models.CharField(max_length=40, blank=True)
+    ack_due_at = models.DateTimeField(null=True, blank=True)
+    ack_breached_at = models.DateTimeField(null=True, blank=True)
     external_reference = models.CharField(max_length=200, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

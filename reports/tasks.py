@@ -11,7 +11,7 @@ from celery import shared_task
 
 from core.enqueue import enqueue_on_commit
 
-from .packets import packet_build, packet_sweep_stuck
+from .packets import packet_build, packet_sla_check, packet_sweep_stuck
 from .transparency import transparency_report_generate
 
 
@@ -28,6 +28,12 @@ def sweep_stuck_packets_task() -> int:
     for packet_id in stuck:
         enqueue_on_commit("reports.build_packet", packet_id)
     return len(stuck)
+
+
+@shared_task(name="reports.referral_sla_check")
+def referral_sla_check_task() -> dict[str, int]:
+    """Beat: reports not sent by their due time; urgent reports not acknowledged in time."""
+    return packet_sla_check()
 
 
 @shared_task(name="reports.generate_transparency_report", acks_late=True)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import compliance, packets
+from .views import compliance, destinations, packets
 
 app_name = "reports"
 
@@ -10,10 +10,15 @@ urlpatterns = [
     path("", packets.packet_index, name="packets"),
     path("new", packets.packet_new, name="packet_new"),
     path("public-key", packets.public_key, name="public_key"),
+    path("destinations/", destinations.destination_index, name="destinations"),
+    path("destinations/new", destinations.destination_edit, name="destination_new"),
+    path("destinations/<int:pk>/", destinations.destination_edit, name="destination"),
     path("<int:pk>/", packets.packet_detail, name="packet"),
     path("<int:pk>/submit", packets.packet_submit_view, name="packet_submit"),
     path("<int:pk>/approve", packets.packet_approve_view, name="packet_approve"),
     path("<int:pk>/retry", packets.packet_retry_view, name="packet_retry"),
+    path("<int:pk>/sent", packets.packet_sent_view, name="packet_sent"),
+    path("<int:pk>/ncmec-send", packets.packet_ncmec_send_view, name="packet_ncmec_send"),
     path("<int:pk>/acknowledge", packets.packet_acknowledge_view, name="packet_acknowledge"),
     path("<int:pk>/download", packets.packet_download, name="packet_download"),
 ]

@@ -116,9 +116,13 @@ def _reference_data(request: pytest.FixtureRequest) -> None:
     if not Destination.objects.exists():
         import importlib
 
+        from django.apps import apps as django_apps
+
         defaults = importlib.import_module("reports.migrations.0002_default_destinations")
         for row in defaults.DEFAULTS:
             Destination.objects.create(**row, mode="dry_run")
+        forces = importlib.import_module("reports.migrations.0005_police_force_destinations")
+        forces.forward(django_apps, None)
 
 
 def _user(django_user_model: Any, username: str, role: str | None) -> Any:

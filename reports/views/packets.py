@@ -17,13 +17,17 @@ from core.pages import refusal_redirects_to
 from moderation.selectors import case_visible_to
 
 from .. import signing
+from ..builder import authorised_person
 from ..models import Destination, ReferralPacket
+from ..ncmec import ncmec_send
 from ..packets import (
+    CHANNELS,
     PacketError,
     packet_acknowledge,
     packet_approve,
     packet_draft,
     packet_open_for_download,
+    packet_record_submission,
     packet_retry,
     packet_submit,
 )
@@ -56,7 +60,17 @@ def packet_index(request: HttpRequest) -> HttpResponse:
 def packet_new(request: HttpRequest) -> HttpResponse:
     case_id = request.GET.get("case") or request.POST.get("case")
     case = get_object_or_404(case_visible_to(request.user), pk=case_id or 0)
-    destinations = Destination.objects.filter(enabled=True)
+    destinations = Destination.objects.filter(enabled=True).order_by("kind", "name")
+    # A 999 call recorded for this case names the force that took it: preselect its
+    # destination, since the follow-up report goes to the same force.
+    called = case.escalations.filter(called_at__isnull=False).order_by("-called_at").first()
+    preselected = (
+        destinations.filter(kind=Destination.Kind.POLICE, police_force=called.police_force)
+        .values_list("pk", flat=True)
+        .first()
+        if called
+        else None
+    )
     if request.method == "POST":
         destination = destinations.filter(pk=request.POST.get("destination") or 0).first()
         if destination is None:
@@ -70,6 +84,8 @@ def packet_new(request: HttpRequest) -> HttpResponse:
                     summary=request.POST.get("summary", ""),
                     actor=request.user,
                     drafted_by=request.user,
+                    identity_documents=request.POST.get("identity_documents", ""),
+                    identity_documents_detail=request.POST.get("identity_documents_detail", ""),
                 )
                 packet_submit(packet=packet, lead=request.user)
             except PacketError as exc:
@@ -85,7 +101,13 @@ def packet_new(request: HttpRequest) -> HttpResponse:
         {
             "nav": "referrals",
             "case": case,
-            "destinations": destinations,
+            "police_destinations": [d for d in destinations if d.kind == "police"],
+            "other_destinations": [d for d in destinations if d.kind != "police"],
+            "selected_destination": int(request.POST.get("destination") or 0) or preselected,
+            "called": called,
+            "identity_choices": ReferralPacket.IdentityDocuments.choices,
+            "identity_documents": request.POST.get("identity_documents", ""),
+            "identity_documents_detail": request.POST.get("identity_documents_detail", ""),
             "priorities": ReferralPacket.Priority.choices,
             # Immediate only when a child is at immediate risk; otherwise urgent, since every
             # CSEA report goes to the police as soon as possible. A re-shown form keeps the choice.
@@ -122,6 +144,9 @@ def packet_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "cases": packet.cases.all(),
             "can_approve": request.user.has_perm("reports.approve_referralpacket", packet)
             and packet.drafted_by_id != request.user.pk,
+            "authorised_person": authorised_person(),
+            "identity_choices": ReferralPacket.IdentityDocuments.choices,
+            "channels": CHANNELS,
         },
     )
 
@@ -130,7 +155,12 @@ def packet_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("reports.change_referralpacket", raise_exception=True)
 @refusal_redirects_to("reports:packet", "pk")
 def packet_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
-    packet_submit(packet=_get_packet_for_user(request, pk), lead=request.user)
+    packet_submit(
+        packet=_get_packet_for_user(request, pk),
+        lead=request.user,
+        identity_documents=request.POST.get("identity_documents", ""),
+        identity_documents_detail=request.POST.get("identity_documents_detail", ""),
+    )
     return redirect("reports:packet", pk=pk)
 
 
@@ -138,7 +168,41 @@ def packet_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("reports.approve_referralpacket", raise_exception=True)
 @refusal_redirects_to("reports:packet", "pk")
 def packet_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
-    packet_approve(packet=_get_packet_for_user(request, pk), lead=request.user)
+    packet_approve(
+        packet=_get_packet_for_user(request, pk),
+        lead=request.user,
+        declaration_confirmed=request.POST.get("declaration_confirmed") == "on",
+    )
+    return redirect("reports:packet", pk=pk)
+
+
+@require_POST
+@permission_required("reports.download_referralpacket", raise_exception=True)
+@refusal_redirects_to("reports:packet", "pk")
+def packet_ncmec_send_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send an NCMEC packet's signed CyberTipline XML through the ESP API (/submit, /finish)."""
+    packet = _get_packet_for_user(request, pk)
+    if not request.user.has_perm("reports.download_referralpacket", packet):
+        raise Http404("No such packet")
+    packet = ncmec_send(packet=packet, lead=request.user)
+    messages.success(request, f"Sent to NCMEC: report ID {packet.external_reference}.")
+    return redirect("reports:packet", pk=pk)
+
+
+@require_POST
+@permission_required("reports.download_referralpacket", raise_exception=True)
+@refusal_redirects_to("reports:packet", "pk")
+def packet_sent_view(request: HttpRequest, pk: int) -> HttpResponse:
+    packet = _get_packet_for_user(request, pk)
+    if not request.user.has_perm("reports.download_referralpacket", packet):
+        raise Http404("No such packet")
+    packet_record_submission(
+        packet=packet,
+        lead=request.user,
+        channel=request.POST.get("channel", ""),
+        reference=request.POST.get("reference", ""),
+    )
+    messages.success(request, f"{packet.reference} recorded as sent.")
     return redirect("reports:packet", pk=pk)
 
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from moderation.models import Escalation
-from reports.models import ReferralPacket
+from reports.models import Destination, ReferralPacket
 from tests.e2e.conftest import login, screenshot
 from tests.moderation.factories import make_case
 from tests.worker import start_worker
@@ -78,9 +78,12 @@ class ReferralPacketFlowTests:
         login(first, live_server, "lead1")
         first.goto(f"{live_server.url}/cases/{case.pk}/")
         first.get_by_role("link", name="Draft a referral").click()
-        first.get_by_label("Destination").select_option(
-            label="NCA / CEOP (NCA / CEOP, Dry run (build only, nothing sent))"
+        # The local police force, found by typing in the picker's filter.
+        first.get_by_label("Find a destination").fill("kent")
+        expect(first.get_by_label("Destination", exact=True)).to_have_value(
+            str(Destination.objects.get(code="kent").pk)
         )
+        first.get_by_label("Not held by the provider").check()
         first.get_by_label("Priority").select_option("urgent")
         first.get_by_label("Incident summary").fill("Synthetic test referral.")
         first.get_by_role("button", name="Draft and send for approval").click()
@@ -93,6 +96,7 @@ class ReferralPacketFlowTests:
         ).new_page()
         login(second, live_server, "lead2")
         second.goto(f"{live_server.url}/referrals/{packet.pk}/")
+        second.get_by_label("I confirm the declaration").check()
         second.get_by_role("button", name="Approve and build").click()
         # The worker builds it; the page shows progress, then reloads when it is ready.
         link = second.get_by_role("link", name=f"Download {packet.reference}.zip")

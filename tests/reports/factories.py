@@ -19,13 +19,20 @@ from tests.moderation.factories import make_case
 
 
 def police() -> Destination:
-    return Destination.objects.create(name="Kent Police", kind="police", police_force="Kent Police")
+    """Kent Police, from the force list (dry run until an admin sets its contact route)."""
+    return Destination.objects.get(code="kent")
 
 
 def other_police() -> Destination:
-    return Destination.objects.create(
-        name="Essex Police", kind="police", police_force="Essex Police"
-    )
+    return Destination.objects.get(code="essex")
+
+
+def live(destination: Destination) -> Destination:
+    """The destination with a contact route, out of dry run (as an admin would set it)."""
+    destination.contact_email = "referrals@police.example"
+    destination.mode = Destination.Mode.PRODUCTION
+    destination.save(update_fields=["contact_email", "mode"])
+    return destination
 
 
 def decided_case(moderator: Any) -> Any:
@@ -62,7 +69,9 @@ def ready_packet(
     assert response.status_code == 201, response.content
     packet_id = response.json()["id"]
     with callbacks(execute=True):
-        response = client_for(lead2).post(f"/api/v1/referrals/{packet_id}/approve")
+        response = client_for(lead2).post(
+            f"/api/v1/referrals/{packet_id}/approve", {"declaration_confirmed": True}, format="json"
+        )
     assert response.status_code == 200, response.content
     packet = ReferralPacket.objects.get(pk=packet_id)
     assert packet.status == "ready", packet.error

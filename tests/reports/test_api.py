@@ -36,7 +36,9 @@ class ReferralApiTests:
         self, moderator: Any, lead: Any, lead2: Any
     ) -> None:
         packet_id = _draft_through_the_api(lead, decided_case(moderator))
-        response = client_for(lead).post(f"/api/v1/referrals/{packet_id}/approve")
+        response = client_for(lead).post(
+            f"/api/v1/referrals/{packet_id}/approve", {"declaration_confirmed": True}, format="json"
+        )
         assert (
             response.status_code == 409
             and "second safety lead" in response.json()["error"]["message"]
@@ -44,9 +46,15 @@ class ReferralApiTests:
         assert ReferralPacket.objects.get(pk=packet_id).status == "awaiting_approval"
         response = client_for(lead).get(f"/api/v1/referrals/{packet_id}/download")
         assert response.status_code == 409 and "not ready" in response.json()["error"]["message"]
-        packet_approve(packet=ReferralPacket.objects.get(pk=packet_id), lead=lead2)
+        packet_approve(
+            packet=ReferralPacket.objects.get(pk=packet_id), lead=lead2, declaration_confirmed=True
+        )
         with pytest.raises(PacketError, match="awaiting approval"):
-            packet_approve(packet=ReferralPacket.objects.get(pk=packet_id), lead=lead2)
+            packet_approve(
+                packet=ReferralPacket.objects.get(pk=packet_id),
+                lead=lead2,
+                declaration_confirmed=True,
+            )
 
     def test_refusals_keep_their_error_shapes(self, moderator: Any, lead: Any) -> None:
         case = decided_case(moderator)
@@ -69,7 +77,9 @@ class ReferralApiTests:
         disabled.enabled = True
         disabled.save(update_fields=["enabled"])
         packet_id = _draft_through_the_api(lead, case, disabled)
-        response = client_for(lead).post(f"/api/v1/referrals/{packet_id}/approve")
+        response = client_for(lead).post(
+            f"/api/v1/referrals/{packet_id}/approve", {"declaration_confirmed": True}, format="json"
+        )
         assert response.status_code == 409
         assert response.json() == {
             "error": {

@@ -18,6 +18,8 @@ from moderation.media.synthetic import synthetic_jpeg, synthetic_png, write_synt
 from moderation.media.video import hash_video, vpdq_format
 from moderation.models import Media, Reveal
 from moderation.services.hashlists import hash_import_create, hash_import_run, hash_list_upsert
+from moderation.services.intake import ItemInput, item_submit
+from principles.models import HarmCategory
 from reports.builder import (
     MediaInPacket,
     _refuse_media,
@@ -27,12 +29,19 @@ from reports.builder import (
 )
 from reports.builder import validate_referral as schema_validate
 from reports.models import Destination, ReferralPacket
-from reports.packets import PacketError, packet_draft
+from reports.ncmec import report_problems
+from reports.packets import (
+    PacketConflict,
+    PacketError,
+    packet_approve,
+    packet_draft,
+    packet_submit,
+)
 from tests.conftest import client_for
-from tests.moderation.factories import make_case, make_video_item
+from tests.moderation.factories import make_case, make_reported_user_case, make_video_item
 from tests.reports.factories import drafted_packet, submitted_packet
 
-from .factories import download, police, ready_packet
+from .factories import decided_case, download, police, ready_packet
 
 
 @pytest.mark.django_db
@@ -78,22 +87,164 @@ class ContentsTests:
         assert packet.reference in text and "URGENT" in text
         assert packet.cases.get().reference in text
 
-    def test_the_nca_packet_covers_the_schedule_1_headings(
+    def test_the_nca_packet_carries_every_schedule_1_heading_from_the_case(
+        self,
+        moderator: Any,
+        lead: Any,
+        lead2: Any,
+        settings: Any,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        settings.SAFEGUARD_NCA_AUTHORISED_PERSON_NAME = "Alex Example"
+        settings.SAFEGUARD_NCA_AUTHORISED_PERSON_ROLE = "Head of Safety"
+        nca = Destination.objects.get(code="nca")
+        case = make_reported_user_case()
+        client = client_for(lead)
+        body = {
+            "cases": [case.pk],
+            "destination": nca.pk,
+            "priority": "immediate",
+            "summary": "Adult account coercing a child (synthetic test).",
+        }
+        response = client.post("/api/v1/referrals", body, format="json")
+        assert response.status_code == 400  # the NCA needs the identity-documents answer
+        assert "identity_documents" in response.json()["error"]["fields"]
+        response = client.post(
+            "/api/v1/referrals",
+            {
+                **body,
+                "identity_documents": "held",
+                "identity_documents_detail": "passport scan from age verification, vault A",
+            },
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        packet_id = response.json()["id"]
+        approve = f"/api/v1/referrals/{packet_id}/approve"
+        response = client_for(lead2).post(approve, {}, format="json")
+        assert response.status_code == 400
+        assert "declaration_confirmed" in response.json()["error"]["fields"]
+        assert ReferralPacket.objects.get(pk=packet_id).status == "awaiting_approval"
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client_for(lead2).post(
+                approve, {"declaration_confirmed": True}, format="json"
+            )
+        assert response.status_code == 200, response.content
+        packet = ReferralPacket.objects.get(pk=packet_id)
+        archive = zipfile.ZipFile(io.BytesIO(download(client, packet)))
+        document = json.loads(archive.read("referral.json"))
+        schedule = document["nca_schedule_1"]
+        assert "Staging copy for the NCA" in schedule["staging_notice"]
+        assert schedule["authorised_person"]["name"] == "Alex Example"  # 1
+        (content,) = schedule["detected_content"]  # 2
+        assert content["kind"] == "message" and content["case_reference"] == case.reference
+        further = schedule["further_information"]  # 3
+        assert further["priority_handling"] is True and further["priority_reason"]
+        assert further["detected_at"] == document["incident"]["detected_at"]
+        (user,) = schedule["user_identified"]  # 4
+        assert user["account_id"] == "user-42" and user["email"] == "sam@example.org"
+        assert user["display_name"] == "Sam Example" and user["phone"] == "+44 7700 900123"
+        (event,) = user["ip_events"]
+        assert event["ip_address"] == "2001:db8::7" and event["port"] == 51234
+        assert event["seen_at"] is not None
+        assert user["linked_accounts"] == ["user-43", "sam_alt"]
+        assert schedule["identity_documents"] == {  # 5
+            "status": "held",
+            "detail": "passport scan from age verification, vault A",
+            "recorded_by": lead.get_username(),
+        }
+        assert schedule["other_available_information"]  # 6
+        assert schedule["declaration"]["confirmed_by"] == lead2.get_username()  # 7
+        assert schedule["declaration"]["confirmed_at"] is not None
+        assert schedule["recipient_reference"] is None
+        text = "".join(
+            page.extract_text() for page in PdfReader(io.BytesIO(archive.read("summary.pdf"))).pages
+        )
+        assert "Alex Example" in text and "Identity documents: held" in text
+
+    def test_a_live_nca_report_needs_its_authorised_person(
+        self, moderator: Any, lead: Any, lead2: Any, settings: Any
+    ) -> None:
+        settings.SAFEGUARD_NCA_AUTHORISED_PERSON_NAME = ""
+        nca = Destination.objects.get(code="nca")
+        nca.contact_url = "https://nca.example/report"
+        nca.mode = "production"
+        nca.save()
+        packet = packet_draft(
+            cases=[decided_case(moderator)],
+            destination=nca,
+            priority="urgent",
+            summary="s",
+            actor=lead,
+            drafted_by=lead,
+            identity_documents="not_held",
+        )
+        packet_submit(packet=packet, lead=lead)
+        with pytest.raises(PacketConflict, match="SAFEGUARD_NCA_AUTHORISED_PERSON_NAME"):
+            packet_approve(packet=packet, lead=lead2, declaration_confirmed=True)
+        packet.refresh_from_db()
+        assert packet.status == "awaiting_approval"
+
+    def test_packets_carry_the_principles_their_content_evidences_with_labels(
+        self, moderator: Any, lead: Any
+    ) -> None:
+        packet = packet_draft(
+            cases=[make_case(kind="message", category="search_abuse")],
+            destination=police(),
+            priority="routine",
+            summary="s",
+            actor=lead,
+            drafted_by=lead,
+        )
+        document = referral_document(packet)
+        assert document["principles"] == [6]  # search abuse evidences principle 6 only
+        assert set(document["principle_labels"]) == {str(n) for n in range(1, 13)}
+        assert document["incident"]["category"] == "search_abuse"
+
+    def test_the_iwf_gets_a_url_report_and_items_without_urls_are_refused(
         self, moderator: Any, lead: Any, lead2: Any, django_capture_on_commit_callbacks: Any
     ) -> None:
-        nca = Destination.objects.get(kind="nca_ceop")
-        packet = ready_packet(moderator, lead, lead2, django_capture_on_commit_callbacks, nca)
+        iwf = Destination.objects.get(code="iwf")
+        with pytest.raises(PacketError, match="IWF takes reports of URLs"):
+            packet_draft(
+                cases=[make_case(kind="message")],
+                destination=iwf,
+                priority="urgent",
+                summary="s",
+                actor=lead,
+            )
+        item, _ = item_submit(
+            data=ItemInput(
+                source="acme",
+                external_id="url-1",
+                kind="url",
+                url="https://files.example.org/synthetic/abc",
+                category_hint=HarmCategory.objects.get(code="new_csam"),
+                subject_account_id="user-9",
+            ),
+            upload=None,
+            actor=SystemActor("test"),
+        )
+        packet = packet_draft(
+            cases=[item.case],
+            destination=iwf,
+            priority="urgent",
+            summary="A link to suspected abuse material (synthetic).",
+            actor=lead,
+            drafted_by=lead,
+        )
+        packet_submit(packet=packet, lead=lead)
+        with django_capture_on_commit_callbacks(execute=True):
+            packet_approve(packet=packet, lead=lead2, declaration_confirmed=True)
+        packet.refresh_from_db()
         archive = zipfile.ZipFile(io.BytesIO(download(client_for(lead), packet)))
-        schedule = json.loads(archive.read("referral.json"))["nca_schedule_1"]
-        assert set(schedule) == {
-            "submitter",
-            "content",
-            "further_information",
-            "user_identified",
-            "identity_documents_held",
-            "other_available_information",
-            "declaration",
-        }
+        report = json.loads(archive.read("iwf-url-report.json"))
+        assert report["report_type"] == "url" and report["reference"] == packet.reference
+        (row,) = report["urls"]
+        assert row["url"] == "https://files.example.org/synthetic/abc"
+        assert row["harm_categories"] == ["new_csam"] and row["content_type"] == "url"
+        readme = archive.read("README.txt").decode()
+        assert "iwf-url-report.json is the URL report" in readme and "DRY RUN" in readme
 
     def test_the_ncmec_adapter_is_off_by_default_and_renders_xml_when_enabled(
         self,
@@ -115,8 +266,13 @@ class ContentsTests:
         settings.SAFEGUARD_NCMEC_ENABLED = True
         packet = ready_packet(moderator, lead, lead2, django_capture_on_commit_callbacks, ncmec)
         archive = zipfile.ZipFile(io.BytesIO(download(client_for(lead), packet)))
-        xml = archive.read("cybertipline.xml").decode()
-        assert "<fileViewedByEsp>true</fileViewedByEsp>" in xml and "SHA256" in xml
+        xml = archive.read("cybertipline.xml")
+        assert report_problems(xml) == []  # NCMEC's element order, no empty elements
+        text = xml.decode()
+        assert "<incidentType>Online Enticement of Children for Sexual Acts</incidentType>" in text
+        assert "<personOrUserReported>" in text and "<fileDetails>" not in text
+        media = Media.objects.get(item__case__in=packet.cases.all())
+        assert media.sha256 in text  # hashes as text: no file is ever uploaded
 
 
 @pytest.mark.django_db

@@ -41,8 +41,8 @@ class CallFollowUpTests:
         assert packet.destination.police_force == "Thames Valley Police"
         packet_submit(packet=packet, lead=lead)
         with pytest.raises(PacketError, match="second safety lead"):
-            packet_approve(packet=packet, lead=lead)
-        packet_approve(packet=packet, lead=lead2)
+            packet_approve(packet=packet, lead=lead, declaration_confirmed=True)
+        packet_approve(packet=packet, lead=lead2, declaration_confirmed=True)
 
 
 @pytest.mark.django_db

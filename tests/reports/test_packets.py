@@ -22,12 +22,13 @@ from reports.packets import (
     packet_approve,
     packet_build,
     packet_draft,
+    packet_sla_check,
     packet_sweep_stuck,
 )
 from tests.conftest import client_for
 from tests.reports.factories import submitted_packet
 
-from .factories import decided_case, download, other_police, police, ready_packet
+from .factories import decided_case, download, live, other_police, police, ready_packet
 
 
 @pytest.mark.django_db
@@ -35,7 +36,9 @@ class LifecycleTests:
     def test_a_lead_drafts_a_second_lead_approves_a_worker_builds_it_is_downloaded(
         self, moderator: Any, lead: Any, lead2: Any, django_capture_on_commit_callbacks: Any
     ) -> None:
-        packet = ready_packet(moderator, lead, lead2, django_capture_on_commit_callbacks)
+        packet = ready_packet(
+            moderator, lead, lead2, django_capture_on_commit_callbacks, live(police())
+        )
         data = download(client_for(lead), packet)
         packet.refresh_from_db()
         assert packet.status == "exported" and packet.exported_at is not None
@@ -50,6 +53,11 @@ class LifecycleTests:
                 "summary.pdf",
             ]
         )
+        response = client_for(lead).post(f"/referrals/{packet.pk}/sent", {"channel": "email"})
+        assert response.status_code == 302
+        packet.refresh_from_db()
+        assert packet.status == "submitted" and packet.submitted_by == lead
+        assert packet.ack_due_at is not None  # urgent: the recipient's reference is awaited
         response = client_for(lead).post(
             f"/referrals/{packet.pk}/acknowledge", {"reference": "KENT-2026-0001"}
         )
@@ -67,6 +75,7 @@ class LifecycleTests:
             "packet.approved",
             "packet.built",
             "packet.downloaded",
+            "packet.sent",
             "packet.acknowledged",
         } <= verbs
 
@@ -96,7 +105,9 @@ class LifecycleTests:
         self, moderator: Any, lead: Any, lead2: Any
     ) -> None:
         packet = submitted_packet(moderator, lead)
-        packet_approve(packet=packet, lead=lead2)  # on_commit not run: the "worker died"
+        packet_approve(
+            packet=packet, lead=lead2, declaration_confirmed=True
+        )  # on_commit not run: the "worker died"
         ReferralPacket.objects.filter(pk=packet.pk).update(
             build_started_at=timezone.now() - timedelta(hours=1)
         )
@@ -110,7 +121,7 @@ class LifecycleTests:
     ) -> None:
         packet = submitted_packet(moderator, lead)
         with django_capture_on_commit_callbacks() as callbacks:
-            packet_approve(packet=packet, lead=lead2)
+            packet_approve(packet=packet, lead=lead2, declaration_confirmed=True)
         assert len(callbacks) == 1
         assert ReferralPacket.objects.get(pk=packet.pk).status == "building"
         callbacks[0]()
@@ -157,3 +168,74 @@ class PreservationTests:
         assert receipt.sha256 == free_media.sha256 and free_media.purged_at is not None
         assert Path(held_media.file.path).exists()
         assert AuditEvent.objects.filter(verb="media.purged").count() == 1
+
+
+@pytest.mark.django_db
+class ReceiptTests:
+    def test_nothing_is_recorded_as_sent_to_a_dry_run_destination(
+        self, moderator: Any, lead: Any, lead2: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        packet = ready_packet(moderator, lead, lead2, django_capture_on_commit_callbacks)
+        download(client_for(lead), packet)
+        response = client_for(lead).post(
+            f"/api/v1/referrals/{packet.pk}/sent", {"channel": "email"}, format="json"
+        )
+        assert response.status_code == 409 and "dry run" in response.json()["error"]["message"]
+        packet.refresh_from_db()
+        assert packet.status == "exported" and packet.submitted_at is None
+
+    def test_sent_with_the_recipients_reference_is_acknowledged_at_once(
+        self, moderator: Any, lead: Any, lead2: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        packet = ready_packet(
+            moderator, lead, lead2, django_capture_on_commit_callbacks, live(police())
+        )
+        client = client_for(lead)
+        response = client.post(
+            f"/api/v1/referrals/{packet.pk}/sent", {"channel": "portal"}, format="json"
+        )
+        assert response.status_code == 409  # not downloaded yet: nothing to send
+        download(client, packet)
+        response = client.post(
+            f"/api/v1/referrals/{packet.pk}/sent", {"channel": "fax"}, format="json"
+        )
+        assert response.status_code == 400 and "channel" in response.json()["error"]["fields"]
+        response = client.post(
+            f"/api/v1/referrals/{packet.pk}/sent",
+            {"channel": "portal", "reference": "KENT-77"},
+            format="json",
+        )
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["status"] == "acknowledged" and body["external_reference"] == "KENT-77"
+        assert body["submitted_by"] == lead.pk and body["submission_channel"] == "portal"
+        assert body["submitted_at"] and body["acknowledged_at"] and body["ack_due_at"] is None
+
+    def test_overdue_reports_and_acknowledgements_are_breaches_recorded_once(
+        self, moderator: Any, lead: Any, lead2: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        unsent = submitted_packet(moderator, lead)
+        assert unsent.detected_at is not None
+        assert unsent.report_due_at == unsent.detected_at + timedelta(hours=72)  # routine
+        sent = ready_packet(
+            moderator, lead, lead2, django_capture_on_commit_callbacks, live(police())
+        )
+        client = client_for(lead)
+        download(client, sent)
+        client.post(f"/api/v1/referrals/{sent.pk}/sent", {"channel": "email"}, format="json")
+        sent.refresh_from_db()
+        assert sent.status == "submitted" and sent.ack_due_at is not None
+        later = timezone.now() + timedelta(days=4)
+        assert packet_sla_check(now=later) == {"report_overdue": 1, "acknowledgement_overdue": 1}
+        assert packet_sla_check(now=later) == {"report_overdue": 0, "acknowledgement_overdue": 0}
+        unsent.refresh_from_db()
+        sent.refresh_from_db()
+        assert unsent.report_breached_at == later and sent.ack_breached_at == later
+        assert sent.report_breached_at is None  # it was sent in time
+        verbs = list(
+            AuditEvent.objects.filter(verb__startswith="packet.").values_list("verb", flat=True)
+        )
+        assert verbs.count("packet.report_overdue") == 1
+        assert verbs.count("packet.acknowledgement_overdue") == 1
+        page = client.get("/referrals/").content.decode()
+        assert "report overdue" in page and "no acknowledgement" in page

@@ -35,7 +35,9 @@ class SweepStuckPacketsTests:
         self, moderator: Any, lead: Any, lead2: Any, django_capture_on_commit_callbacks: Any
     ) -> None:
         packet = submitted_packet(moderator, lead)
-        packet_approve(packet=packet, lead=lead2)  # on_commit not run: the "worker died"
+        packet_approve(
+            packet=packet, lead=lead2, declaration_confirmed=True
+        )  # on_commit not run: the "worker died"
         ReferralPacket.objects.filter(pk=packet.pk).update(
             build_started_at=timezone.now() - timedelta(hours=1)
         )
