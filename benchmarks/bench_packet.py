@@ -15,7 +15,7 @@ Measured, per packet:
             doc     referral_document() + validate_referral() + canonical JSON
                     (assembly and schema validation are also shown apart)
             pdf     render_pdf()
-            custody custody_log() + canonical JSON
+            custody custody_document() + canonical JSON
             zip     _refuse_media() on every file + manifest_for() + Ed25519 sign + zip_bytes()
   queries SQL statements per build (DEBUG=true records them; the recording adds a little).
 
@@ -355,7 +355,7 @@ def time_stages(packet_id: int, out: dict[str, Any]) -> None:
     pdf = builder.render_pdf(document)
     t3 = time.perf_counter()
     reset_queries()
-    custody = builder._canonical(builder.custody_log(packet))
+    custody = builder._canonical(builder.custody_document(packet))
     t4 = time.perf_counter()
     out["custody_queries"] = len(connection.queries)
     files = {
@@ -483,7 +483,7 @@ def report(label: str, builds: dict[str, Any], stages: dict[str, Any], cold: flo
         ("assemble", "  of which: referral_document()"),
         ("validate", "  of which: validate_referral() + JSON"),
         ("pdf", "PDF (render_pdf)"),
-        ("custody", "custody log (custody_log + JSON)"),
+        ("custody", "custody log (custody_document + JSON)"),
         ("zip", "refuse-media + manifest + sign + zip"),
         ("total", "sum of stages"),
     ]

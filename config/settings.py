@@ -281,6 +281,10 @@ AUTHENTICATION_BACKENDS = [
 ANONYMOUS_USER_NAME = None  # guardian: anonymous users get no object permissions at all
 GUARDIAN_RAISE_403 = False
 LOGIN_URL = "core:login"
+    "audit-checkpoint": {
+        "task": "core.write_audit_checkpoint",
+        "schedule": timedelta(minutes=env_int("SAFEGUARD_AUDIT_CHECKPOINT_MINUTES", 5, minimum=1)),
+    },
 LOGIN_REDIRECT_URL = "moderation:home"
 LOGOUT_REDIRECT_URL = "core:login"
 AUTH_PASSWORD_VALIDATORS = [
@@ -497,6 +501,16 @@ SAFEGUARD_NCMEC_PRODUCTION_URL = env_str(
 )
 SAFEGUARD_NCMEC_USERNAME = env_str("SAFEGUARD_NCMEC_USERNAME")
 SAFEGUARD_NCMEC_PASSWORD = env_str("SAFEGUARD_NCMEC_PASSWORD")
+# Signed checkpoints of the audit chain's head (core.checkpoints), written once each to a
+# directory the application should not be able to rewrite (a WORM or append-only mount, or one
+# synchronised to object storage with retention). Events chained after a checkpoint but dated
+# more than the grace before it are reported as inserted behind the application's back.
+SAFEGUARD_AUDIT_CHECKPOINT_DIR = Path(
+    env_str("SAFEGUARD_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))
+)
+SAFEGUARD_AUDIT_BACKDATE_GRACE_SECONDS = env_int(
+    "SAFEGUARD_AUDIT_BACKDATE_GRACE_SECONDS", 600, minimum=1
+)
 SAFEGUARD_NCMEC_TIMEOUT_SECONDS = env_int("SAFEGUARD_NCMEC_TIMEOUT_SECONDS", 30, minimum=1)
 # The person registered with the NCA's reporting service who submits reports (Schedule 1,
 # para 1 of the CSEA content reporting regulations). Shown to the approving lead.

@@ -117,15 +117,32 @@ class ChainReport:
 
 
 def audit_verify_chain(
-    *, batch_size: int = 5000, unsealed_grace: timedelta = timedelta(minutes=5)
+    *,
+    batch_size: int = 5000,
+    unsealed_grace: timedelta = timedelta(minutes=5),
+    start_seq: int = 0,
+    start_hash: str | None = None,
 ) -> ChainReport:
     """Walk the chain in seq order; report the first event whose link or content does not
     match. Events still unsealed after the grace period are reported too (a stopped sealer,
-    or rows inserted behind the application's back)."""
+    or rows inserted behind the application's back).
+
+    From a trusted point (a signed checkpoint's seq and hash, core.checkpoints) the walk
+    starts there: the event at `start_seq` must still carry `start_hash`."""
     prev = GENESIS_HASH
+    if start_seq:
+        anchor = AuditEvent.objects.filter(seq=start_seq).values_list("pk", "hash").first()
+        if anchor is None or anchor[1] != start_hash:
+            return ChainReport(
+                False,
+                0,
+                anchor[0] if anchor else None,
+                f"the checkpointed event {start_seq} is missing or changed",
+            )
+        prev = anchor[1]
     checked = 0
-    last_seq = 0
-    expected_seq = 1
+    last_seq = start_seq
+    expected_seq = start_seq + 1
     while True:
         batch = list(AuditEvent.objects.filter(seq__gt=last_seq).order_by("seq")[:batch_size])
         if not batch:

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from core.audit import audit_seal
+from core.checkpoints import checkpoint_covering
 from core.models import AuditEvent
 from moderation.models import Case, Escalation, Item, LegalHold, Reveal
 from principles.selectors import principle_labels
@@ -715,11 +716,24 @@ def custody_log(packet: ReferralPacket) -> list[dict[str, Any]]:
             "actor": e.actor_label,
             "action": e.verb,
             "object": f"{e.object_type}:{e.object_id}",
+            "audit_seq": e.seq,
             "audit_hash": e.hash,
             "details": {k: e.data[k] for k in keep if k in e.data},
         }
         for e in events
     ]
+
+
+def custody_document(packet: ReferralPacket) -> dict[str, Any]:
+    """custody.json: the events, and the signed checkpoint of the audit chain's head that
+    covers them (core.checkpoints), so the custody can later be shown to be unaltered even
+    against someone who could rewrite the database."""
+    events = custody_log(packet)
+    last = max((e["audit_seq"] for e in events if e["audit_seq"] is not None), default=0)
+    return {
+        "events": events,
+        "audit_checkpoint": checkpoint_covering(last) if last else None,
+    }
 
 
 # --- The zip ----------------------------------------------------------------------------------
@@ -785,7 +799,7 @@ def packet_files(packet: ReferralPacket) -> dict[str, bytes]:
     files = {
         "referral.json": _canonical(document),
         "summary.pdf": render_pdf(document),
-        "custody.json": _canonical(custody_log(packet)),
+        "custody.json": _canonical(custody_document(packet)),
         "signing-key.pub": signing.public_key_pem(),
         "README.txt": (
             f"Referral {packet.reference} from {settings.SAFEGUARD_ORG_NAME}.\n{what}\n"

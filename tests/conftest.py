@@ -54,6 +54,7 @@ def _isolated_storage(settings: Any, tmp_path_factory: pytest.TempPathFactory) -
     }
     settings.EVIDENCE_ROOT = root
     settings.SAFEGUARD_INDEX_DIR = tmp_path_factory.mktemp("index")
+    settings.SAFEGUARD_AUDIT_CHECKPOINT_DIR = tmp_path_factory.mktemp("audit-checkpoints")
 
 
 @pytest.fixture(autouse=True)

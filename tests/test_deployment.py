@@ -23,17 +23,28 @@ def _settings_variables() -> set[str]:
 class DockerComposeTests:
     def test_it_runs_the_whole_production_stack(self) -> None:
         services = _compose()["services"]
-        assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
+        assert set(services) == {"migrate", "postgres", "redis", "web", "worker", "beat"}
         assert "gunicorn config.wsgi:application" in services["web"]["command"]
-        assert "migrate" in services["web"]["command"]
+        # Migrations run once as the tables' owner; the app runs as a role that owns nothing.
+        assert "migrate --noinput" in services["migrate"]["command"]
+        assert "grant_app_role safeguard_app" in services["migrate"]["command"]
+        assert "postgres://safeguard:" in services["migrate"]["environment"]["DATABASE_URL"]
+        for name in ("web", "worker", "beat"):
+            assert services[name]["environment"]["DATABASE_URL"].startswith(
+                "postgres://safeguard_app:"
+            )
+            assert services[name]["depends_on"]["migrate"] == {
+                "condition": "service_completed_successfully"
+            }
         assert "-Q hashing,default,packets" in services["worker"]["command"]
         assert services["beat"]["command"].startswith("celery -A config beat")
 
     def test_every_service_has_a_health_check_and_named_volumes_exist(self) -> None:
         compose = _compose()
         for name, service in compose["services"].items():
-            assert "healthcheck" in service, name
-        assert set(compose["volumes"]) == {"pgdata", "redisdata", "evidence"}
+            if name != "migrate":  # one-shot: it runs to completion, it isn't watched
+                assert "healthcheck" in service, name
+        assert set(compose["volumes"]) == {"pgdata", "redisdata", "evidence", "checkpoints"}
 
     def test_every_variable_it_sets_exists_in_settings(self) -> None:
         known = _settings_variables()

@@ -14,6 +14,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from core.audit import SystemActor
+from core.checkpoints import checkpoint_parse
 from moderation.media.synthetic import synthetic_jpeg, synthetic_png, write_synthetic_video
 from moderation.media.video import hash_video, vpdq_format
 from moderation.models import Media, Reveal
@@ -63,8 +64,11 @@ class ContentsTests:
         assert document["decisions"][0]["principles"] == [3, 7, 12]
         custody = json.loads(archive.read("custody.json"))
         assert {"media.stored", "media.hashed", "media.revealed", "decision.recorded"} <= {
-            e["action"] for e in custody
+            e["action"] for e in custody["events"]
         }
+        # The signed checkpoint that covers the custody events, checkable offline.
+        checkpoint = checkpoint_parse(json.dumps(custody["audit_checkpoint"]).encode())
+        assert checkpoint.seq >= max(e["audit_seq"] for e in custody["events"])
 
     def test_a_document_missing_required_fields_fails_validation(
         self, moderator: Any, lead: Any

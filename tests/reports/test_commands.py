@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from io import StringIO
 from pathlib import Path
@@ -50,6 +51,37 @@ class VerifyPacketTests:
                             else content.replace(b"synthetic", b"SYNTHETIC")
                         )
                     out_zip.writestr(name, content)
+            with pytest.raises(CommandError, match=expected):
+                call_command("verify_packet", str(bad), stdout=StringIO())
+
+    def test_a_tampered_copy_placed_before_the_original_entry_is_refused(
+        self,
+        moderator: Any,
+        lead: Any,
+        lead2: Any,
+        tmp_path: Path,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        """The probe's packet: a tampered referral.json first, then the original. Python's
+        zipfile reads the last (which verifies); unzip tools extract the first."""
+        packet = ready_packet(moderator, lead, lead2, django_capture_on_commit_callbacks)
+        good = tmp_path / "good.zip"
+        good.write_bytes(download(client_for(lead), packet))
+        source = zipfile.ZipFile(good)
+        cases = {
+            "duplicate": ("referral.json", "more than once"),
+            "case": ("REFERRAL.json", "more than once"),
+            "path": ("../referral.json", "not a plain file name"),
+            "bidi": ("referral\u202ejson.txt", "not a plain file name"),
+        }
+        for label, (extra_name, expected) in cases.items():
+            bad = tmp_path / f"{label}.zip"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+                with zipfile.ZipFile(bad, "w") as out_zip:
+                    out_zip.writestr(extra_name, b'{"forged": true}')
+                    for name in source.namelist():
+                        out_zip.writestr(name, source.read(name))
             with pytest.raises(CommandError, match=expected):
                 call_command("verify_packet", str(bad), stdout=StringIO())
 

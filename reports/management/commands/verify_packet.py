@@ -16,6 +16,35 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from reports import signing
 
 
+def _refuse_ambiguous_entries(archive: zipfile.ZipFile) -> None:
+    """A packet whose entries could be read two ways is refused before anything is checked.
+
+    Python's zipfile reads the *last* entry of a repeated name while common unzip tools extract
+    the first (or ask), so a tampered file placed before the original would verify here and be
+    what the recipient opens. Names that collide on a case-insensitive file system, and names
+    that are not plain file names (folders, absolute or parent paths, backslashes, control
+    characters), are refused for the same reason: a packet is a flat set of known files.
+    """
+    seen: dict[str, str] = {}
+    for name in archive.namelist():
+        if (
+            not name
+            or name != name.strip()
+            or "/" in name
+            or "\\" in name
+            or name in (".", "..")
+            or any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or 0x202A <= ord(c) <= 0x202E for c in name)
+        ):
+            raise CommandError(f"the packet holds an entry that is not a plain file name: {name!r}")
+        folded = name.casefold()
+        if folded in seen:
+            raise CommandError(
+                f"the packet holds {name!r} more than once (or names differing only in case): "
+                "unzip tools could show a different file from the one verified"
+            )
+        seen[folded] = name
+
+
 class Command(BaseCommand):
     help = (
         "Verify a referral packet: every file against manifest.json, no missing or extra "
@@ -36,6 +65,7 @@ class Command(BaseCommand):
         except (OSError, zipfile.BadZipFile) as exc:
             raise CommandError(f"{packet}: not a readable zip ({exc})") from None
         with archive:
+            _refuse_ambiguous_entries(archive)
             names = set(archive.namelist())
             for required in ("manifest.json", "manifest.sig"):
                 if required not in names:
