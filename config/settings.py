@@ -268,6 +268,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.verify_audit_chain",
         "schedule": crontab(minute=17),
     },
+    "audit-checkpoint": {
+        "task": "core.write_audit_checkpoint",
+        "schedule": timedelta(minutes=env_int("SAFEGUARD_AUDIT_CHECKPOINT_MINUTES", 5, minimum=1)),
+    },
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -281,10 +285,6 @@ AUTHENTICATION_BACKENDS = [
 ANONYMOUS_USER_NAME = None  # guardian: anonymous users get no object permissions at all
 GUARDIAN_RAISE_403 = False
 LOGIN_URL = "core:login"
-    "audit-checkpoint": {
-        "task": "core.write_audit_checkpoint",
-        "schedule": timedelta(minutes=env_int("SAFEGUARD_AUDIT_CHECKPOINT_MINUTES", 5, minimum=1)),
-    },
 LOGIN_REDIRECT_URL = "moderation:home"
 LOGOUT_REDIRECT_URL = "core:login"
 AUTH_PASSWORD_VALIDATORS = [
@@ -488,6 +488,16 @@ SAFEGUARD_LEGAL_HOLD_DAYS = env_int("SAFEGUARD_LEGAL_HOLD_DAYS", 365, minimum=1)
 SAFEGUARD_SIGNING_KEY_FILE = Path(
     env_str("SAFEGUARD_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "packet-signing-key.pem"))
 )
+# Signed checkpoints of the audit chain's head (core.checkpoints), written once each to a
+# directory the application should not be able to rewrite (a WORM or append-only mount, or one
+# synchronised to object storage with retention). Events chained after a checkpoint but dated
+# more than the grace before it are reported as inserted behind the application's back.
+SAFEGUARD_AUDIT_CHECKPOINT_DIR = Path(
+    env_str("SAFEGUARD_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))
+)
+SAFEGUARD_AUDIT_BACKDATE_GRACE_SECONDS = env_int(
+    "SAFEGUARD_AUDIT_BACKDATE_GRACE_SECONDS", 600, minimum=1
+)
 SAFEGUARD_ORG_CONTACT_NAME = env_str("SAFEGUARD_ORG_CONTACT_NAME", "Trust and Safety team")
 SAFEGUARD_ORG_CONTACT_EMAIL = env_str("SAFEGUARD_ORG_CONTACT_EMAIL", "safety@example.org")
 SAFEGUARD_ORG_CONTACT_PHONE = env_str("SAFEGUARD_ORG_CONTACT_PHONE", "")
@@ -501,16 +511,6 @@ SAFEGUARD_NCMEC_PRODUCTION_URL = env_str(
 )
 SAFEGUARD_NCMEC_USERNAME = env_str("SAFEGUARD_NCMEC_USERNAME")
 SAFEGUARD_NCMEC_PASSWORD = env_str("SAFEGUARD_NCMEC_PASSWORD")
-# Signed checkpoints of the audit chain's head (core.checkpoints), written once each to a
-# directory the application should not be able to rewrite (a WORM or append-only mount, or one
-# synchronised to object storage with retention). Events chained after a checkpoint but dated
-# more than the grace before it are reported as inserted behind the application's back.
-SAFEGUARD_AUDIT_CHECKPOINT_DIR = Path(
-    env_str("SAFEGUARD_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))
-)
-SAFEGUARD_AUDIT_BACKDATE_GRACE_SECONDS = env_int(
-    "SAFEGUARD_AUDIT_BACKDATE_GRACE_SECONDS", 600, minimum=1
-)
 SAFEGUARD_NCMEC_TIMEOUT_SECONDS = env_int("SAFEGUARD_NCMEC_TIMEOUT_SECONDS", 30, minimum=1)
 # The person registered with the NCA's reporting service who submits reports (Schedule 1,
 # para 1 of the CSEA content reporting regulations). Shown to the approving lead.
