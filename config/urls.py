@@ -17,6 +17,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # Meta's Hasher-Matcher-Actioner API at its own paths: /h/hash, /m/…, /c/… (hma.urls).
+    # First: /m/raw_lookup is the hottest route, and nothing else starts with h/, m/ or c/.
+    path("", include("hma.urls")),
     path("", include("moderation.urls")),
     path("", include("core.urls")),
     path("healthz", healthz, name="healthz"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("config", "core", "moderation", "principles", "reports")
+PACKAGES = ("config", "core", "moderation", "principles", "reports", "hma")
 
 
 def _module_name(path: Path) -> str:
@@ -124,6 +124,10 @@ class ImportGraphTests:
             ("moderation.rules", "moderation.views"),
             ("moderation", "reports"),
             ("principles", "moderation"),
+            ("moderation", "hma"),
+            ("hma.models", "hma.selectors"),
+            ("hma.selectors", "hma.services"),
+            ("hma.services", "hma.api"),
         ],
     )
     def test_imports_point_one_way(self, lower: str, higher: str) -> None:

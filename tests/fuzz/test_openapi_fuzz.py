@@ -51,6 +51,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core.audit import SystemActor
+from hma.services import bank_create, bank_signals_add
 from moderation.models import Item
 from moderation.services.hashlists import hash_import_create, hash_list_upsert
 from reports.models import Destination
@@ -201,6 +202,14 @@ def _seed(label: str, who: str, request: pytest.FixtureRequest) -> dict[str, lis
             hash_list=hash_list, content=content, filename="fuzz.csv", actor=actor
         )
         ids["import_id"] = [imp.pk]
+    if "{bank_name}" in label:
+        # An HMA bank with one signal, so the /c routes are fuzzed past their 404.
+        bank_create(name="FUZZ_BANK", matching_enabled_ratio=1.0, actor=actor)
+        added = bank_signals_add(
+            name="FUZZ_BANK", signals={"pdq": "f" * 32 + "0" * 32}, actor=actor
+        )
+        ids["bank_name"] = ["FUZZ_BANK"]
+        ids["content_id"] = [entry.pk for entry, _ in added.values()]
     if "{packet_id}" in label:
         destination = Destination.objects.create(
             name="Synthetic Police", kind="police", police_force="Synthetic Police"
