@@ -7,12 +7,14 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.audit import WORKER, Actor, audit_record
@@ -26,6 +28,10 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _CHUNK_ROWS = 2000
 _MAX_INVALID_KEPT = 1000
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
+# A running import whose heartbeat (renewed after parsing and after every chunk) is older than
+# this is dead and may be re-claimed: longer than the task's hard time limit, so a live task
+# can't still hold it, and longer than parsing the largest file allowed takes.
+IMPORT_STALE_AFTER = timedelta(minutes=10)
 
 
 class HashListError(DomainError):
@@ -167,8 +173,8 @@ def parse_entries(
     return parse_rows(text, algorithm)
 
 
-def _check_value(value: str, algorithm: str) -> str | None:
-    """The error for a hash value that is not of the list's algorithm, or None."""
+def hash_value_error(value: str, algorithm: str) -> str | None:
+    """The error for a hash value (lowercase hex) that is not of the algorithm, or None."""
     length = HashList.HEX_LENGTH[algorithm]
     if len(value) != length or not _HEX.match(value):
         return f"not a {length}-character hex {algorithm} hash"
@@ -198,7 +204,7 @@ def parse_signals(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict
                 }
             )
             continue
-        if error := _check_value(value, algorithm):
+        if error := hash_value_error(value, algorithm):
             invalid.append({"line": line, "error": error})
             continue
         valid.append(ParsedRow(line, value, "", {}))
@@ -227,7 +233,7 @@ def parse_jsonl(text: str, algorithm: str) -> tuple[list[ParsedRow], list[dict[s
             invalid.append({"line": line, "error": f"no {algorithm} hash in this entry"})
             continue
         value = value.strip().lower()
-        if error := _check_value(value, algorithm):
+        if error := hash_value_error(value, algorithm):
             invalid.append({"line": line, "error": error})
             continue
         metadata = entry.get("metadata", {})
@@ -367,28 +373,178 @@ def hash_import_start(
     return imp
 
 
+def _import_claim(import_id: int, *, now: datetime) -> tuple[HashImport, bool] | None:
+    """Claim an import for this run: returns (import, rerun) — rerun when a previous run died
+    part-way — or None when it is finished or a live run holds it.
+
+    Pending and failed imports are claimed, and running ones whose heartbeat went stale. The
+    UPDATE names the claim it read (status and claimed_at), so of two workers that read the
+    same stale claim (a redelivered task and a sweeper's, or two sweepers) exactly one changes
+    the row: PostgreSQL re-checks a blocked UPDATE's WHERE against the row the first one
+    committed, where claimed_at is no longer the value read, and the second changes nothing.
+    """
+    seen = HashImport.objects.filter(pk=import_id).values("status", "claimed_at").first()
+    if seen is None or seen["status"] in (
+        HashImport.Status.DONE,
+        HashImport.Status.COMPLETED_WITH_ERRORS,
+    ):
+        return None
+    running = seen["status"] == HashImport.Status.RUNNING
+    if running and seen["claimed_at"] is not None and seen["claimed_at"] > now - IMPORT_STALE_AFTER:
+        return None  # a live run holds it, and will finish it
+    claimed = HashImport.objects.filter(
+        pk=import_id, status=seen["status"], claimed_at=seen["claimed_at"]
+    ).update(status=HashImport.Status.RUNNING, claimed_at=now)
+    if not claimed:
+        return None  # another worker claimed it first
+    return HashImport.objects.select_related("hash_list").get(pk=import_id), running
+
+
+def _import_heartbeat(imp: HashImport, **progress: Any) -> bool:
+    """Renew this run's claim (and write its progress); False when the claim was lost to a
+    re-claim, and this run must stop. Call it inside the chunk's transaction, first: its row
+    lock then orders the chunk against a concurrent claim, so the chunk commits only while
+    the claim is still this run's."""
+    now = timezone.now()
+    renewed = HashImport.objects.filter(pk=imp.pk, claimed_at=imp.claimed_at).update(
+        claimed_at=now, **progress
+    )
+    if renewed:
+        imp.claimed_at = now
+    return bool(renewed)
+
+
+def hash_import_sweep_stuck(*, now: datetime | None = None) -> list[int]:
+    """Imports to hand to a worker again: running ones whose heartbeat went stale (the
+    worker died), pending ones whose task was never delivered. The run's claim decides, so an
+    import enqueued twice (two sweepers) still runs once."""
+    now = now or timezone.now()
+    cutoff = now - IMPORT_STALE_AFTER
+    return list(
+        HashImport.objects.filter(
+            Q(status=HashImport.Status.RUNNING)
+            & (Q(claimed_at__isnull=True) | Q(claimed_at__lt=cutoff))
+            | Q(status=HashImport.Status.PENDING, created_at__lt=cutoff)
+        ).values_list("pk", flat=True)[:100]
+    )
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    added: int
+    updated: int
+    ids: dict[str, int]  # value → KnownHash id, for every row written or found
+
+
+def known_hashes_upsert(*, hash_list: HashList, rows: Sequence[ParsedRow]) -> UpsertResult:
+    """Write one chunk of a list's entries (values unique within `rows`) in the caller's
+    transaction: new values added; changed ones (category, metadata, or withdrawn and now
+    listed again) updated; the PDQ quality gate applied.
+
+    File imports and exchange fetches (moderation.exchanges) both write through here, so the
+    quality gate and the restore-on-relisting rule are the same for both."""
+    values = [r.value for r in rows]
+    existing = dict(
+        KnownHash.objects.filter(hash_list=hash_list, value__in=values).values_list("value", "id")
+    )
+    current = {kh.value: kh for kh in KnownHash.objects.filter(pk__in=existing.values())}
+    changed = [
+        r
+        for r in rows
+        if r.value in current
+        and (
+            current[r.value].category != r.category
+            or current[r.value].metadata != r.metadata
+            or current[r.value].withdrawn_at is not None  # listed again: restored
+        )
+    ]
+    new = [r for r in rows if r.value not in current]
+    written = KnownHash.objects.bulk_create(
+        [
+            KnownHash(
+                hash_list=hash_list,
+                value=r.value,
+                category=r.category,
+                metadata=r.metadata,
+                low_quality=_low_quality(hash_list, r),
+                withdrawn_at=None,
+            )
+            for r in new + changed
+        ],
+        update_conflicts=True,
+        unique_fields=["hash_list", "value"],
+        update_fields=["category", "metadata", "low_quality", "withdrawn_at"],
+    )
+    # PostgreSQL and SQLite return the ids of upserted rows; elsewhere, look them up.
+    ids = {**existing, **{kh.value: kh.pk for kh in written if kh.pk is not None}}
+    missing = [v for v in values if v not in ids]
+    if missing:
+        ids.update(
+            KnownHash.objects.filter(hash_list=hash_list, value__in=missing).values_list(
+                "value", "id"
+            )
+        )
+    return UpsertResult(len(new), len(changed), ids)
+
+
+def known_hashes_withdraw(
+    *,
+    hash_list: HashList,
+    known_hash_ids: Sequence[int],
+    actor: Actor,
+    reason: str,
+    data: dict[str, Any] | None = None,
+) -> list[int]:
+    """Withdraw live entries of a list in the caller's transaction: no longer matched, while
+    the matches they made stay in case history marked withdrawn. Audited with the ids
+    withdrawn; returns them (already-withdrawn entries are left alone)."""
+    ids = list(
+        KnownHash.objects.filter(
+            pk__in=known_hash_ids, hash_list=hash_list, withdrawn_at__isnull=True
+        ).values_list("pk", flat=True)
+    )
+    if ids:
+        KnownHash.objects.filter(pk__in=ids, withdrawn_at__isnull=True).update(
+            withdrawn_at=timezone.now()
+        )
+        audit_record(
+            actor=actor,
+            verb="hash_list.withdrawn",
+            obj=hash_list,
+            data={"known_hashes": ids, "reason": reason, **(data or {})},
+        )
+    return ids
+
+
+def hash_list_changed(*, hash_list_id: int, rescan: bool) -> None:
+    """A list's entries changed: bump its version (retiring its match index) and, when
+    entries were added or changed, rescan stored media against it after commit (retroactive
+    matching)."""
+    HashList.objects.filter(pk=hash_list_id).update(
+        version=F("version") + 1, updated_at=timezone.now()
+    )
+    if rescan:
+        enqueue_on_commit("moderation.rescan_list", hash_list_id, 0)
+
+
 def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | None:
     """Import a CSV into its list in chunks, keeping progress; idempotent on re-run.
 
-    1. Claim the import (pending/failed/running → running) with a conditional UPDATE; a
-       re-delivered task re-runs the whole file, which is safe because rows upsert on
-       (list, value).
+    1. Claim the import (see _import_claim): one run at a time; a run that died is re-run
+       from the start, which is safe because rows upsert on (list, value).
     2. Parse; invalid rows are recorded with their line numbers and skipped, valid rows kept.
-    3. Upsert chunk by chunk, counting added vs updated, updating progress after each chunk.
+    3. Upsert chunk by chunk, counting added vs updated, renewing the claim and updating
+       progress with each chunk; a run that lost its claim stops.
     4. If anything changed, bump the list version (which retires the old match index) and
        rescan stored media against the list after commit (retroactive matching).
     """
-    previous = HashImport.objects.filter(pk=import_id).values_list("status", flat=True).first()
-    if (
-        not HashImport.objects.filter(pk=import_id)
-        .exclude(status__in=[HashImport.Status.DONE, HashImport.Status.COMPLETED_WITH_ERRORS])
-        .update(status=HashImport.Status.RUNNING)
-    ):
+    claim = _import_claim(import_id, now=timezone.now())
+    if claim is None:
         return HashImport.objects.filter(pk=import_id).first()
-    imp = HashImport.objects.select_related("hash_list").get(pk=import_id)
+    imp, rerun = claim
     # A run that died part-way committed some chunks; this run finds them unchanged, so the
     # list must be re-indexed whatever it counts.
-    imp.rerun = previous == HashImport.Status.RUNNING  # type: ignore[attr-defined]
+    imp.rerun = rerun  # type: ignore[attr-defined]
     hl = imp.hash_list
     if hl.algorithm == HashList.Algorithm.VPDQ:
         return _video_import_run(imp, actor)
@@ -406,48 +562,18 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
     # Deduplicate within the file: the last row for a value wins.
     by_value = {row.value: row for row in rows}
     unique_rows = list(by_value.values())
-    _import_begin(imp, total=len(unique_rows), invalid=invalid)
+    if not _import_begin(imp, total=len(unique_rows), invalid=invalid):
+        return HashImport.objects.get(pk=imp.pk)  # re-claimed while parsing: that run goes on
     added = updated = 0
     for start in range(0, len(unique_rows), _CHUNK_ROWS):
         chunk = unique_rows[start : start + _CHUNK_ROWS]
-        values = [r.value for r in chunk]
         with transaction.atomic():
-            existing = dict(
-                KnownHash.objects.filter(hash_list=hl, value__in=values).values_list("value", "id")
-            )
-            current = {kh.value: kh for kh in KnownHash.objects.filter(pk__in=existing.values())}
-            changed = [
-                r
-                for r in chunk
-                if r.value in current
-                and (
-                    current[r.value].category != r.category
-                    or current[r.value].metadata != r.metadata
-                    or current[r.value].withdrawn_at is not None  # listed again: restored
-                )
-            ]
-            new = [r for r in chunk if r.value not in current]
-            KnownHash.objects.bulk_create(
-                [
-                    KnownHash(
-                        hash_list=hl,
-                        value=r.value,
-                        category=r.category,
-                        metadata=r.metadata,
-                        low_quality=_low_quality(hl, r),
-                        withdrawn_at=None,
-                    )
-                    for r in new + changed
-                ],
-                update_conflicts=True,
-                unique_fields=["hash_list", "value"],
-                update_fields=["category", "metadata", "low_quality", "withdrawn_at"],
-            )
-            added += len(new)
-            updated += len(changed)
-            HashImport.objects.filter(pk=imp.pk).update(
-                processed_rows=F("processed_rows") + len(chunk), added=added, updated=updated
-            )
+            if not _import_heartbeat(imp, processed_rows=F("processed_rows") + len(chunk)):
+                return HashImport.objects.get(pk=imp.pk)  # another run holds it now
+            result = known_hashes_upsert(hash_list=hl, rows=chunk)
+            added += result.added
+            updated += result.updated
+            HashImport.objects.filter(pk=imp.pk).update(added=added, updated=updated)
     withdrawn = 0
     if imp.sync and not by_value:
         # An empty file, or one of comments only, would withdraw the whole list.
@@ -472,9 +598,11 @@ def hash_import_run(*, import_id: int, actor: Actor = WORKER) -> HashImport | No
     )
 
 
-def _import_begin(imp: HashImport, *, total: int, invalid: list[dict[str, Any]]) -> None:
-    """Reset the import's counters for this run and record the rows refused at parsing."""
-    HashImport.objects.filter(pk=imp.pk).update(
+def _import_begin(imp: HashImport, *, total: int, invalid: list[dict[str, Any]]) -> bool:
+    """Reset the import's counters for this run and record the rows refused at parsing (a
+    heartbeat too: parsing a large file takes a while). False when the claim was lost."""
+    return _import_heartbeat(
+        imp,
         total_rows=total,
         processed_rows=0,
         added=0,
@@ -496,21 +624,21 @@ def _import_fail(imp: HashImport, reason: str, actor: Actor) -> HashImport:
 
 def _withdraw_absent(hl: HashList, present: set[str], *, actor: Actor) -> int:
     """Withdraw the list's live entries that the (sync) file doesn't hold: no longer matched;
-    matches already made stay, marked withdrawn. Audited with the values withdrawn."""
+    matches already made stay, marked withdrawn. Audited with the entries withdrawn."""
     live = KnownHash.objects.filter(hash_list=hl, withdrawn_at__isnull=True)
     absent = [pk for pk, value in live.values_list("pk", "value") if value not in present]
-    now = timezone.now()
+    withdrawn = 0
     for start in range(0, len(absent), _CHUNK_ROWS):
-        chunk = absent[start : start + _CHUNK_ROWS]
         with transaction.atomic():
-            KnownHash.objects.filter(pk__in=chunk).update(withdrawn_at=now)
-            audit_record(
-                actor=actor,
-                verb="hash_list.withdrawn",
-                obj=hl,
-                data={"known_hashes": chunk, "reason": "absent from a sync import"},
+            withdrawn += len(
+                known_hashes_withdraw(
+                    hash_list=hl,
+                    known_hash_ids=absent[start : start + _CHUNK_ROWS],
+                    actor=actor,
+                    reason="absent from a sync import",
+                )
             )
-    return len(absent)
+    return withdrawn
 
 
 def _import_finish(
@@ -535,11 +663,9 @@ def _import_finish(
         status, error = HashImport.Status.DONE, ""
     with transaction.atomic():
         if added or updated or withdrawn or getattr(imp, "rerun", False):
-            HashList.objects.filter(pk=hl.pk).update(
-                version=F("version") + 1, updated_at=timezone.now()
+            hash_list_changed(
+                hash_list_id=hl.pk, rescan=bool(added or updated or getattr(imp, "rerun", False))
             )
-            if added or updated or getattr(imp, "rerun", False):
-                enqueue_on_commit("moderation.rescan_list", hl.pk, 0)
         HashImport.objects.filter(pk=imp.pk).update(
             status=status,
             error=error,
@@ -654,10 +780,13 @@ def _video_import_run(imp: HashImport, actor: Actor) -> HashImport:
     entries, invalid = parse_video_entries(
         text, filename=imp.filename, category=imp.default_category
     )
-    _import_begin(imp, total=len(entries), invalid=invalid)
+    if not _import_begin(imp, total=len(entries), invalid=invalid):
+        return HashImport.objects.get(pk=imp.pk)  # re-claimed while parsing: that run goes on
     added = updated = 0
     for entry in entries:
         with transaction.atomic():
+            if not _import_heartbeat(imp, processed_rows=F("processed_rows") + 1):
+                return HashImport.objects.get(pk=imp.pk)  # another run holds it now
             known, created = KnownHash.objects.get_or_create(
                 hash_list=hl,
                 value=entry.value,
@@ -690,9 +819,7 @@ def _video_import_run(imp: HashImport, actor: Actor) -> HashImport:
             elif known.category != entry.category:
                 KnownHash.objects.filter(pk=known.pk).update(category=entry.category)
                 updated += 1
-            HashImport.objects.filter(pk=imp.pk).update(
-                processed_rows=F("processed_rows") + 1, added=added, updated=updated
-            )
+            HashImport.objects.filter(pk=imp.pk).update(added=added, updated=updated)
     return _import_finish(
         imp,
         hl,

@@ -8,10 +8,21 @@ Importing this package registers every moderation task (Celery's autodiscovery i
 level; services never import task modules.
 """
 
-from . import escalations, hashing, hashlists, notifications, queue, retention, rules, webhooks
+from . import (
+    escalations,
+    exchanges,
+    hashing,
+    hashlists,
+    notifications,
+    queue,
+    retention,
+    rules,
+    webhooks,
+)
 
 __all__ = [
     "escalations",
+    "exchanges",
     "hashing",
     "hashlists",
     "notifications",

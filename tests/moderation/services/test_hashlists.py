@@ -4,23 +4,33 @@ withdrawals that keep history."""
 from __future__ import annotations
 
 import random
+import threading
+import time
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from core.audit import SystemActor
 from moderation.matching.banks import match_all
 from moderation.models import HashImport, HashList, KnownHash, Match
 from moderation.selectors import known_material_cases
 from moderation.services.hashlists import (
+    IMPORT_STALE_AFTER,
     HashListError,
+    _import_claim,
+    _import_heartbeat,
     hash_import_create,
     hash_import_run,
+    hash_import_sweep_stuck,
     hash_list_upsert,
 )
+from moderation.tasks.hashlists import sweep_stuck_imports_task
 from tests.conftest import client_for
 from tests.moderation.factories import make_item, random_pdq
 
@@ -187,3 +197,142 @@ class SyncSafetyTests:
         videos, _ = hash_list_upsert(name="V", algorithm="vpdq", actor=ACTOR)
         with pytest.raises(HashListError, match="vPDQ"):
             hash_import_create(hash_list=videos, content=b"x", filename="v", actor=ACTOR, sync=True)
+
+
+def _running_import(*, heartbeat_age: timedelta | None) -> HashImport:
+    """An import a worker claimed `heartbeat_age` ago (None: before claims had heartbeats)."""
+    rows = "".join(f"{random_pdq(RNG)},A,\n" for _ in range(5))
+    imp = hash_import_create(
+        hash_list=_pdq_list(), content=rows.encode(), filename="f", actor=ACTOR
+    )
+    claimed_at = None if heartbeat_age is None else timezone.now() - heartbeat_age
+    HashImport.objects.filter(pk=imp.pk).update(status="running", claimed_at=claimed_at)
+    return HashImport.objects.get(pk=imp.pk)
+
+
+@pytest.mark.django_db
+class ImportClaimTests:
+    def test_a_run_with_a_live_heartbeat_is_left_to_its_worker(self) -> None:
+        imp = _running_import(heartbeat_age=timedelta(minutes=1))
+        result = hash_import_run(import_id=imp.pk)
+        assert result is not None and result.status == "running" and result.processed_rows == 0
+
+    @pytest.mark.parametrize("age", [IMPORT_STALE_AFTER + timedelta(seconds=1), None])
+    def test_a_run_whose_worker_died_is_claimed_again_and_rerun(
+        self, age: timedelta | None
+    ) -> None:
+        imp = _running_import(heartbeat_age=age)
+        version = imp.hash_list.version
+        result = hash_import_run(import_id=imp.pk)
+        assert result is not None and result.status == "done" and result.added == 5
+        imp.hash_list.refresh_from_db()
+        assert imp.hash_list.version == version + 1
+
+    def test_a_run_that_lost_its_claim_stops(self) -> None:
+        imp = _running_import(heartbeat_age=IMPORT_STALE_AFTER * 2)
+        claim = _import_claim(imp.pk, now=timezone.now())
+        assert claim is not None
+        mine, _ = claim
+        # Another worker re-claims it (as if this one had stalled past the stale time).
+        HashImport.objects.filter(pk=imp.pk).update(claimed_at=timezone.now())
+        assert not _import_heartbeat(mine, processed_rows=1)
+        assert HashImport.objects.get(pk=imp.pk).processed_rows == 0
+
+    def test_the_sweeper_hands_back_dead_and_lost_imports_only(
+        self, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        dead = _running_import(heartbeat_age=IMPORT_STALE_AFTER * 2)
+        _running_import(heartbeat_age=timedelta(seconds=30))
+        lost = hash_import_create(hash_list=_pdq_list(), content=b"", filename="f", actor=ACTOR)
+        HashImport.objects.filter(pk=lost.pk).update(
+            created_at=timezone.now() - IMPORT_STALE_AFTER * 2
+        )
+        assert sorted(hash_import_sweep_stuck()) == sorted([dead.pk, lost.pk])
+        with django_capture_on_commit_callbacks() as callbacks:
+            assert sweep_stuck_imports_task() == 2
+        assert len(callbacks) == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class ConcurrentReclaimTests:
+    """Two workers (two connections) re-claiming one stale import: exactly one wins."""
+
+    def test_a_claim_blocked_behind_another_finds_it_taken(self) -> None:
+        imp = _running_import(heartbeat_age=IMPORT_STALE_AFTER * 2)
+        results: dict[str, Any] = {}
+        errors: list[BaseException] = []
+        first_claimed = threading.Event()
+        commit_first = threading.Event()
+
+        def first() -> None:
+            try:
+                with transaction.atomic():
+                    results["first"] = _import_claim(imp.pk, now=timezone.now())
+                    first_claimed.set()
+                    # Hold the row lock until the second worker's UPDATE waits on it.
+                    assert commit_first.wait(timeout=30)
+            except BaseException as exc:  # noqa: BLE001 — surfaced by the assertion below
+                errors.append(exc)
+                first_claimed.set()
+            finally:
+                connections.close_all()
+
+        def second() -> None:
+            try:
+                assert first_claimed.wait(timeout=30)
+                results["second"] = _import_claim(imp.pk, now=timezone.now())
+            except BaseException as exc:  # noqa: BLE001 — surfaced by the assertion below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        assert first_claimed.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        with connection.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if cursor.fetchone()[0]:
+                    break  # the second worker's UPDATE waits on the first's row lock
+                time.sleep(0.02)
+            else:
+                pytest.fail("the second claim never reached the row lock")
+        commit_first.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert results["first"] is not None and results["second"] is None
+        claimed_at = HashImport.objects.values_list("claimed_at", flat=True).get(pk=imp.pk)
+        assert claimed_at == results["first"][0].claimed_at
+        assert connection.vendor == "postgresql"
+
+    def test_many_sweepers_at_once_claim_a_stale_import_once(self) -> None:
+        imp = _running_import(heartbeat_age=IMPORT_STALE_AFTER * 2)
+        barrier = threading.Barrier(8)
+        wins: list[Any] = []
+        errors: list[BaseException] = []
+
+        def sweep() -> None:
+            try:
+                barrier.wait(timeout=30)
+                claim = _import_claim(imp.pk, now=timezone.now())
+                if claim is not None:
+                    wins.append(claim)
+            except BaseException as exc:  # noqa: BLE001 — surfaced by the assertion below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=sweep) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert len(wins) == 1
