@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.db import InterfaceError, connection
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.db import DataError, InterfaceError, connection
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -21,6 +26,20 @@ def _flatten(detail: Any) -> Any:
     if isinstance(detail, dict):
         return {k: _flatten(v) for k, v in detail.items()}
     return str(detail)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than this endpoint accepts."
+    default_code = "too_large"
+
+
+def is_bad_number(exc: Exception) -> bool:
+    """A lookup with an id that is not a number, or out of the column's range: the client's
+    mistake (400), not a server error."""
+    if isinstance(exc, DataError):
+        return "out of range" in str(exc)
+    return isinstance(exc, ValueError | OverflowError) and "expected a number" in str(exc)
 
 
 class Unavailable(exceptions.APIException):
@@ -45,6 +64,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response["Retry-After"] = "5"
         response.data = {"error": {"code": "unavailable", "message": Unavailable.default_detail}}
         return response
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        exc = exceptions.ParseError("Too many form fields or files in one request.")
+    elif is_bad_number(exc):
+        exc = exceptions.ParseError("An id in the request is not a valid number.")
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -1,4 +1,5 @@
-"""Per-token API rate limits: each token (or session user) gets its own bucket."""
+"""Per-token API rate limits: each token (or session user) gets its own bucket. Requests
+without credentials are limited earlier, per client address (core.api_guard)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from .clientip import client_ip
 from .models import ApiToken
 
 
@@ -26,3 +28,6 @@ class TokenRateThrottle(SimpleRateThrottle):
         else:
             ident = f"ip:{self.get_ident(request)}"
         return f"throttle:{settings.SAFEGUARD_THROTTLE_NAMESPACE}:{ident}"
+
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request) or "unknown"

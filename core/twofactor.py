@@ -30,6 +30,13 @@ def _next(request: HttpRequest) -> str:
     return target
 
 
+def _second_factor_login(request: HttpRequest, device: object) -> None:
+    """Mark the session as verified, then give it a new key: a session id seen before the
+    second factor (on a shared machine, in a log) must not carry the verified session."""
+    otp_login(request, device)
+    request.session.cycle_key()
+
+
 def two_factor_enrol(*, user: object) -> TOTPDevice:
     device, _ = TOTPDevice.objects.get_or_create(
         user=user, name="authenticator", defaults={"confirmed": False}
@@ -66,7 +73,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
             locked_for = _locked_for(device)
             codes = two_factor_confirm(device=device, token=request.POST.get("token", ""))
             if codes is not None:
-                otp_login(request, device)
+                _second_factor_login(request, device)
                 return render(
                     request,
                     "registration/two_factor_codes.html",
@@ -96,7 +103,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         token = request.POST.get("token", "").strip()
         for device in (confirmed, StaticDevice.objects.filter(user=user, confirmed=True).first()):
             if device is not None and device.verify_token(token):
-                otp_login(request, device)
+                _second_factor_login(request, device)
                 with transaction.atomic():
                     audit_record(
                         actor=user,

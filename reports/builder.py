@@ -30,6 +30,7 @@ from django.db.models import Q
 from core.audit import audit_seal
 from core.checkpoints import checkpoint_covering
 from core.models import AuditEvent
+from core.text import visible_controls
 from moderation.models import Case, Escalation, Item, LegalHold, Reveal
 from principles.selectors import principle_labels
 
@@ -512,6 +513,8 @@ def referral_document(packet: ReferralPacket) -> dict[str, Any]:
 
 def _latin1(text: str) -> str:
     # The PDF's core fonts are Latin-1; replace anything else rather than fail the build.
+    # Control characters (bidi overrides that disguise a file name) are shown, not obeyed.
+    text = visible_controls(text, brackets="[]")
     return (
         text.replace("\u2014", "-")
         .replace("\u2026", "...")

@@ -14,12 +14,13 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.fields import empty
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils import html
 from rest_framework.views import APIView
 
+from core.parsers import BoundedJSONParser
 from core.permissions import is_platform_request
 from moderation.models import Flag, Item, Match, Media
 from moderation.permissions import CanReadItems, CanSubmitItems
@@ -334,7 +335,7 @@ class ItemCreateApi(APIView):
     """Submit a flagged item: multipart (metadata + optional `media` file) or JSON."""
 
     permission_classes = [CanSubmitItems]
-    parser_classes = [MultiPartParser, JSONParser]
+    parser_classes = [MultiPartParser, BoundedJSONParser]
 
     @extend_schema(
         operation_id="items_create",
@@ -350,6 +351,13 @@ class ItemCreateApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
+        # One item, one file: a second part (or a file under another name) would otherwise be
+        # dropped silently — the client would believe both were stored.
+        files = getattr(request, "FILES", None)
+        if files is not None and (len(files.getlist("media")) > 1 or set(files) - {"media"}):
+            raise serializers.ValidationError(
+                {"media": "Send exactly one file, in the 'media' field; one item per request."}
+            )
         serializer = ItemInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data.get("media")

@@ -6,11 +6,12 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.parsers import BoundedJSONParser
 from moderation.api.items import ItemInputSerializer, _CategoryField, item_input, items_for
 from moderation.models import Item
 from moderation.permissions import CanSubmitReports
@@ -37,7 +38,7 @@ class ReportCreateApi(APIView):
     """A user report about an item: adds a Flag; creates the item first if it is new."""
 
     permission_classes = [CanSubmitReports]
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser]
 
     @extend_schema(
         operation_id="reports_create",

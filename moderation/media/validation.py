@@ -8,8 +8,8 @@ What is trusted: only the file's bytes. The client's file name and declared cont
 consulted -- a PNG named ``.jpg`` is a PNG, and a text file named ``.jpg`` is rejected.
 
 Cost: header parsing plus one cheap integrity decode for images (a JPEG is decoded at 1/8 scale,
-which still walks its whole entropy-coded stream); videos are checked by magic bytes only and never
-decoded here.
+which still walks its whole entropy-coded stream); videos are checked by magic bytes and a walk of
+their container's headers (no codec) and never decoded here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -205,7 +206,11 @@ def validate_media(path: str | os.PathLike[str], *, max_bytes: int, max_pixels: 
     Order matters -- cheapest and most dangerous checks first:
     1. Size from ``stat``: zero bytes -> ``empty_file``; more than ``max_bytes`` -> ``too_large``.
     2. Magic bytes -> MIME; unknown -> ``unsupported_type`` (whatever the file is called).
-    3. Video: accepted on magic bytes alone, never decoded here (width/height ``None``).
+    3. Video: the container's structure is walked (box or element headers only, pure Python:
+       no codec runs here) -> ``corrupt`` if it is not a well-formed MP4/QuickTime with a
+       ``moov`` holding a track, or a WebM whose EBML header is followed by a Segment. A real
+       file cut short is accepted (evidence; hashing records why it fails). Never decoded
+       here (width/height ``None``).
     4. Image: header only; more than ``max_pixels`` pixels -> ``decompression_bomb`` *before*
        any pixel is decoded. An unreadable header -> ``corrupt``.
     5. Image: cheap integrity decode -> ``truncated`` or ``corrupt``. HEIC and AVIF (HEVC and
@@ -230,6 +235,7 @@ def validate_media(path: str | os.PathLike[str], *, max_bytes: int, max_pixels: 
             "image, or an MP4, WebM or QuickTime video.",
         )
     if mime in VIDEO_MIMES:
+        _check_container(path, mime, size)
         return SniffResult(mime=mime, kind="video", width=None, height=None)
 
     fmt = IMAGE_MIMES[mime]
@@ -239,3 +245,93 @@ def validate_media(path: str | os.PathLike[str], *, max_bytes: int, max_pixels: 
         if fmt not in _HEADER_ONLY_FORMATS:
             _check_decodes(path, image, fmt)
     return SniffResult(mime=mime, kind="image", width=width, height=height)
+
+
+_MAX_BOXES = 100_000
+
+
+def _boxes(
+    handle: Any, start: int, end: int, *, allow_cut: bool = False
+) -> tuple[list[tuple[bytes, int, int]], bool]:
+    """(type, payload offset, end offset) of the ISO-BMFF boxes in [start, end), and whether
+    the last one runs past `end` (a cut-short file, tolerated with `allow_cut`). Raises
+    MediaRejected when a header is impossible: a type that is not four printable characters,
+    a size smaller than its own header — what junk after a valid magic number looks like."""
+    found = []
+    offset = start
+    while offset < end:
+        if len(found) >= _MAX_BOXES:
+            raise MediaRejected("corrupt", "The video container has too many boxes.")
+        handle.seek(offset)
+        header = handle.read(8)
+        if len(header) < 8:
+            if allow_cut:
+                return found, True
+            raise MediaRejected("truncated", "The video container is cut short.")
+        size = int.from_bytes(header[:4], "big")
+        kind = header[4:8]
+        payload = offset + 8
+        if size == 1:
+            large = handle.read(8)
+            if len(large) < 8:
+                if allow_cut:
+                    return found, True
+                raise MediaRejected("truncated", "The video container is cut short.")
+            size = int.from_bytes(large, "big")
+            payload += 8
+        elif size == 0:
+            size = end - offset
+        if not all(32 <= b < 127 for b in kind) or size < payload - offset:
+            raise MediaRejected("corrupt", "The file is not a well-formed video container.")
+        found.append((kind, payload, min(offset + size, end)))
+        if offset + size > end:
+            if allow_cut:
+                return found, True
+            raise MediaRejected("truncated", "The video container is cut short.")
+        offset += size
+    return found, False
+
+
+def _read_vint(handle: Any) -> int | None:
+    first = handle.read(1)
+    if not first or first[0] == 0:
+        return None
+    length = 8 - first[0].bit_length() + 1
+    rest = handle.read(length - 1)
+    if len(rest) < length - 1:
+        return None
+    value = first[0] & (0xFF >> length)
+    for byte in rest:
+        value = (value << 8) | byte
+    return value
+
+
+def _check_container(path: str | os.PathLike[str], mime: str, size: int) -> None:
+    """A video that passed the magic-byte sniff must also have the structure of one: the
+    probe's "valid magic bytes, then junk" MP4 is refused here instead of being stored."""
+    with open(path, "rb") as handle:
+        if mime == "video/webm":
+            handle.seek(0)
+            if handle.read(4) != b"\x1a\x45\xdf\xa3":
+                raise MediaRejected("corrupt", "The file is not a well-formed WebM video.")
+            header_size = _read_vint(handle)
+            if header_size is None or handle.tell() + header_size > size:
+                raise MediaRejected("corrupt", "The file is not a well-formed WebM video.")
+            handle.seek(handle.tell() + header_size)
+            if handle.read(4) != b"\x18\x53\x80\x67":  # Segment
+                raise MediaRejected("corrupt", "The WebM file has no Segment after its header.")
+            return
+        # A real recording cut short (an interrupted upload or copy) is still evidence: it is
+        # kept, its digests matched, and hashing records why it could not be decoded. What is
+        # refused is a file whose boxes are not boxes at all.
+        top, cut = _boxes(handle, 0, size, allow_cut=True)
+        if len(top) < 2 and not cut:
+            raise MediaRejected("corrupt", "The video holds nothing after its file-type box.")
+        moov = [(start, end) for kind, start, end in top if kind == b"moov"]
+        if not moov:
+            if cut:
+                return
+            raise MediaRejected("corrupt", "The video has no 'moov' box (no track headers).")
+        children, moov_cut = _boxes(handle, *moov[0], allow_cut=cut)
+        if not moov_cut and not any(kind == b"trak" for kind, _, _ in children):
+            raise MediaRejected("corrupt", "The video's 'moov' box holds no track.")

@@ -16,11 +16,15 @@ from django.utils import timezone
 from core.audit import audit_record
 from core.errors import DomainError
 from moderation.media.hashing import file_digests
-from moderation.models import Case, ExposureLift, Media, MediaFrame, Reveal
+from moderation.models import Case, Decision, ExposureLift, Media, MediaFrame, Reveal
 
 
 class RevealRefused(DomainError):
     """A reveal refused (no reason, no permission, past today's limit)."""
+
+
+class RepeatRevealUnconfirmed(RevealRefused):
+    """A decided case's media revealed again by someone who has seen it, unconfirmed."""
 
 
 class ExposureError(DomainError):
@@ -114,11 +118,63 @@ def exposure_lift(*, user: Any, lead: Any, extra_reveals: int, reason: str) -> E
     return lift
 
 
+@dataclass(frozen=True)
+class RepeatReveal:
+    """What the case page says before a decided case's media is revealed again."""
+
+    decision: Decision
+    views: int  # the user's earlier reveals of this whole media
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.views > 0
+
+    @property
+    def question(self) -> str:
+        decided = (
+            f"This case was decided on {self.decision.created_at:%Y-%m-%d %H:%M} UTC by "
+            f"{self.decision.moderator.get_username()}"
+        )
+        if not self.views:
+            return f"{decided}. Revealing its media more than once asks you to confirm each time."
+        times = "once" if self.views == 1 else f"{self.views} times"
+        return f"{decided}; you have already viewed this media {times} — reveal again?"
+
+
+def repeat_reveals(*, case: Case, user: Any) -> dict[int, RepeatReveal]:
+    """For a case with a decision: per media of the case, the user's earlier whole-media
+    reveals and the latest decision (empty when the case has no decision)."""
+    decision = (
+        Decision.objects.filter(case=case).select_related("moderator").order_by("-created_at")
+    ).first()
+    if decision is None:
+        return {}
+    views = dict(
+        Reveal.objects.filter(case=case, user=user, frame__isnull=True)
+        .values("media")
+        .annotate(n=Count("id"))
+        .values_list("media", "n")
+    )
+    media_ids = Media.objects.filter(item__case=case).values_list("pk", flat=True)
+    return {pk: RepeatReveal(decision, views.get(pk, 0)) for pk in media_ids}
+
+
 def media_reveal(
-    *, media: Media, case: Case, user: Any, reason: str, frame: MediaFrame | None = None
+    *,
+    media: Media,
+    case: Case,
+    user: Any,
+    reason: str,
+    frame: MediaFrame | None = None,
+    confirm_repeat: bool = False,
 ) -> Reveal:
     """Record that `user` reveals `media` — or one `frame` of a video's contact sheet — and
     why; refuse without a reason or past the limit. Each frame is a reveal of its own.
+
+    Once the case has a decision, revealing the whole media again — when this user has
+    revealed it before — needs `confirm_repeat` as well as a reason (RepeatRevealUnconfirmed
+    otherwise): the decision no longer needs the media, and each further look is exposure.
+    A contact-sheet frame is a small still and is not held to this.
 
     The reveal log is the single source for "was this file viewed at the provider" in
     referral packets (whole-file reveals only: a frame is not the file), and for the exposure
@@ -131,6 +187,11 @@ def media_reveal(
         raise RevealRefused("You may not reveal media.")
     if media.item.case_id != case.pk:
         raise RevealRefused("That media is not part of this case.")
+    if _held_by_someone_else(case, user):
+        raise RevealRefused(
+            "Another moderator holds this case: only they, or a safety lead, may reveal its "
+            "media while they work on it."
+        )
     if frame is not None and (frame.media_id != media.pk or not frame.thumbnail):
         raise RevealRefused("That frame is not on this media's contact sheet.")
     with transaction.atomic():
@@ -142,14 +203,35 @@ def media_reveal(
                 f"You have reached today's limit of {exposure.hard_limit} reveals. Take a break; "
                 "a safety lead can lift the limit if the work needs it."
             )
+        # Counted under the user's row lock: two reveals at once can't both be "the first".
+        repeat = repeat_reveals(case=case, user=user).get(media.pk) if frame is None else None
+        if repeat is not None and repeat.needs_confirmation and not confirm_repeat:
+            raise RepeatRevealUnconfirmed(
+                f"{repeat.question} Tick “Yes, reveal it again” to confirm."
+            )
         reveal = Reveal.objects.create(
             media=media, frame=frame, case=case, user=user, reason=reason[:500]
         )
         data: dict[str, Any] = {"case": case.pk, "reveal": reveal.pk, "reason": reason[:500]}
+        if repeat is not None and repeat.needs_confirmation:
+            data.update(repeat_confirmed=True, earlier_views=repeat.views)
         if frame is not None:
             data.update(frame=frame.frame, timestamp=frame.timestamp)
         audit_record(actor=user, verb="media.revealed", obj=media, data=data)
     return reveal
+
+
+def _held_by_someone_else(case: Case | None, user: Any) -> bool:
+    """Exposure is limited to the person working the case: while another moderator holds it
+    (a live lease), a moderator may not reveal its media; leads may (they supervise)."""
+    if case is None or user.has_perm("moderation.view_all_cases"):
+        return False
+    return (
+        case.claimed_by_id is not None
+        and case.claimed_by_id != user.pk
+        and case.lease_expires_at is not None
+        and case.lease_expires_at > timezone.now()
+    )
 
 
 def reveal_grants_view(
@@ -176,6 +258,8 @@ def media_open_for_view(*, media: Media, user: Any) -> BinaryIO:
     """
     if media.purged_at is not None:
         raise MediaWithheld("This evidence was deleted under the retention policy")
+    if _held_by_someone_else(media.item.case, user):
+        raise MediaWithheld("Another moderator holds this case")
     window = timedelta(seconds=settings.SAFEGUARD_REVEAL_WINDOW_SECONDS)
     reveal = (
         Reveal.objects.filter(

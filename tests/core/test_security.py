@@ -58,8 +58,14 @@ class TwoFactorTests:
         second = Client()  # a new session must verify again; a recovery code works once
         _login(second, "lead1")
         assert second.get("/escalations/").status_code == 302
+        before = second.session.session_key
         response = second.post("/account/2fa/", {"token": codes[0], "next": "/escalations/"})
         assert response.status_code == 302 and response["Location"] == "/escalations/"
+        # The session id is rotated at the second factor: the one seen before it is dead.
+        assert second.session.session_key != before
+        stale = Client()
+        stale.cookies["sessionid"] = before
+        assert stale.get("/escalations/").status_code == 302
         third = Client()
         _login(third, "lead1")
         third.post("/account/2fa/", {"token": codes[0]})

@@ -164,6 +164,29 @@ class ItemCreateApiTests:
 class HostileMediaTests:
     """Hostile or broken files: a clear 4xx, and nothing half-written (no rows, no files)."""
 
+    def test_two_media_parts_are_refused_not_silently_halved(
+        self, platform_client: APIClient
+    ) -> None:
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        def jpeg(name: str, seed: int) -> SimpleUploadedFile:
+            return SimpleUploadedFile(name, _jpeg(seed), "image/jpeg")
+
+        for n, files in enumerate(
+            (
+                {"media": [jpeg("a.jpg", 1), jpeg("b.jpg", 2)]},  # the same field twice
+                {"media": jpeg("a.jpg", 1), "photo": jpeg("b.jpg", 2)},  # another field
+            )
+        ):
+            response = platform_client.post(
+                "/api/v1/items",
+                {"source": "acme", "external_id": f"two-{n}", "kind": "image", **files},
+                format="multipart",
+            )
+            assert response.status_code == 400, response.content
+            assert "exactly one file" in response.json()["error"]["fields"]["media"]
+        self._assert_nothing_stored()
+
     def _assert_nothing_stored(self) -> None:
         assert not Item.objects.exists() and not Media.objects.exists()
         assert not Case.objects.exists() and not Flag.objects.exists()

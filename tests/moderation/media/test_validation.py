@@ -9,6 +9,7 @@ Run without Django:
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,13 @@ import pytest
 from PIL import Image, ImageFile
 
 from moderation.media import validation
-from moderation.media.synthetic import encode, synthetic_image, synthetic_jpeg, synthetic_png
+from moderation.media.synthetic import (
+    encode,
+    synthetic_image,
+    synthetic_jpeg,
+    synthetic_png,
+    write_synthetic_video,
+)
 from moderation.media.validation import MediaRejected, SniffResult, sniff_mime, validate_media
 from tests.moderation.media.files import png_header_only, write
 
@@ -89,8 +96,30 @@ class ValidateMediaAcceptanceTests:
             raise AssertionError("a video must not be opened by Pillow")
 
         monkeypatch.setattr(validation.Image, "open", no_decoding)
-        body = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 4096
-        path = write(tmp_path, "clip.bin", body)
+        path = tmp_path / "clip.mp4"
+        write_synthetic_video(path, 3, seconds=1.0)
+        assert validate(path) == SniffResult("video/mp4", "video", None, None)
+
+    def test_it_refuses_video_magic_followed_by_junk(self, tmp_path: Path) -> None:
+        """The probe's bogus MP4: a valid ftyp box, then nothing a player could read."""
+        ftyp = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
+        assert rejection_code(write(tmp_path, "a.mp4", ftyp + b"\x00" * 4096)) == "corrupt"
+        assert rejection_code(write(tmp_path, "b.mp4", ftyp + os.urandom(4096))) in (
+            "corrupt",
+            "truncated",
+        )
+        no_track = ftyp + b"\x00\x00\x00\x08moov"
+        assert rejection_code(write(tmp_path, "c.mp4", no_track)) == "corrupt"
+        webm = b"\x1a\x45\xdf\xa3\x84webm" + b"\x00" * 64
+        assert rejection_code(write(tmp_path, "d.webm", webm)) == "corrupt"
+
+    def test_a_real_video_cut_short_is_kept_as_evidence(self, tmp_path: Path) -> None:
+        """An interrupted upload is still evidence: kept, digests matched, and hashing says
+        why it cannot be decoded (moderation.services.hashing)."""
+        whole = tmp_path / "whole.mp4"
+        write_synthetic_video(whole, 4, seconds=1.0)
+        data = whole.read_bytes()
+        path = write(tmp_path, "cut.mp4", data[: len(data) // 2])
         assert validate(path) == SniffResult("video/mp4", "video", None, None)
 
     def test_it_never_turns_on_loading_truncated_images(self, tmp_path: Path) -> None:

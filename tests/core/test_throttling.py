@@ -1,0 +1,72 @@
+"""core.throttling: API requests without credentials are limited per client address; every
+API response is no-store; ids that are not numbers and over-deep or oversized bodies are 4xx in
+the documented error shape (the probe's 500s and HTML errors)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tests.conftest import client_for
+
+
+@pytest.mark.django_db
+class AnonymousLimitTests:
+    def test_requests_without_credentials_are_throttled_per_address(
+        self, settings: Any, lead: Any
+    ) -> None:
+        cache.clear()
+        settings.SAFEGUARD_API_ANON_RATE = "3/min"
+        anonymous = APIClient(REMOTE_ADDR="203.0.113.7")
+        statuses = [anonymous.get("/api/v1/principles").status_code for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]
+        limited = anonymous.get("/api/v1/principles")
+        assert limited.json()["error"]["code"] == "throttled" and int(limited["Retry-After"]) > 0
+        # Another address, and anyone with credentials, still get through.
+        assert APIClient(REMOTE_ADDR="203.0.113.8").get("/api/v1/principles").status_code == 401
+        assert client_for(lead).get("/api/v1/principles").status_code == 200
+
+
+@pytest.mark.django_db
+class ResponseShapeTests:
+    def test_api_responses_are_never_cached(self, lead: Any) -> None:
+        response = client_for(lead).get("/api/v1/principles")
+        assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+        assert "no-store" in APIClient().get("/api/v1/cases/1")["Cache-Control"]
+
+    def test_deeply_nested_json_is_a_400_not_a_500(self, platform_client: APIClient) -> None:
+        body = "[" * 5000 + "]" * 5000
+        response = platform_client.post("/api/v1/items", data=body, content_type="application/json")
+        assert response.status_code == 400
+        assert "nested deeper" in response.json()["error"]["message"]
+        moderate = {"source": "acme", "external_id": "x", "kind": "text", "text": "t"}
+        nested: Any = moderate
+        for _ in range(40):
+            nested = {"a": nested}
+        response = platform_client.post(
+            "/api/v1/items", data=json.dumps(nested), content_type="application/json"
+        )
+        assert response.status_code == 400
+
+    def test_an_oversized_body_is_a_json_413(
+        self, platform_client: APIClient, settings: Any
+    ) -> None:
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+        body = json.dumps(
+            {"source": "acme", "external_id": "x", "kind": "text", "text": "t" * 5000}
+        )
+        response = platform_client.post("/api/v1/items", data=body, content_type="application/json")
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "too_large"
+
+    def test_ids_out_of_range_or_not_numbers_are_4xx(self, lead: Any) -> None:
+        client = client_for(lead)
+        response = client.get("/api/v1/cases/99999999999999999999")
+        assert response.status_code in (400, 404), response.status_code
+        assert "error" in response.json()
+        assert client.get("/referrals/new?case=abc").status_code == 400
+        assert client.get("/referrals/new?case=99999999999999999999").status_code in (400, 404)
