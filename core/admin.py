@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import ApiToken, AuditEvent
-from .services import api_token_revoke
+from .tokens import api_token_revoke
 
 
 @admin.register(AuditEvent)
@@ -34,7 +34,16 @@ def revoke_tokens(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     actions = [revoke_tokens]
-    list_display = ("name", "prefix", "user", "scope", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "prefix",
+        "user",
+        "scope",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     readonly_fields = (
         "name",
         "prefix",
@@ -42,12 +51,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "user",
         "scope",
         "created_at",
+        "expires_at",
         "last_used_at",
         "revoked_at",
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # keys are shown once: create them with `manage.py create_api_token`
+        return False  # keys are shown once: issue them on the API tokens page or the CLI
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # revoke instead, so the audit trail keeps the token

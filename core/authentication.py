@@ -32,9 +32,15 @@ class HashedTokenAuthentication(authentication.BaseAuthentication):
             .filter(key_hash=ApiToken.hash_key(key), revoked_at__isnull=True)
             .first()
         )
-        if token is None or not token.user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         now = timezone.now()
+        # An expired key is refused exactly like a revoked one: same status, same message, so
+        # the answer tells a caller nothing about which keys once existed.
+        if (
+            token is None
+            or not token.user.is_active
+            or (token.expires_at is not None and token.expires_at <= now)
+        ):
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired token.")
         if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
             # Throttled bookkeeping, not a state change of the case data: no audit event.
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -56,8 +62,8 @@ try:
                 "type": "apiKey",
                 "in": "header",
                 "name": "Authorization",
-                "description": "`Token <key>`; create keys with "
-                "`python manage.py create_api_token NAME`.",
+                "description": "`Token <key>`; admins issue keys on the console's API tokens "
+                "page or with `python manage.py create_api_token NAME`.",
             }
 except ImportError:  # pragma: no cover
     pass

@@ -1,12 +1,66 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from .health import broker_status, database_status
+from .middleware import SESSION_EXPIRED_PARAM
+from .roles import is_moderator
+
+SESSION_EXPIRED_MESSAGE = "Your session expired; sign in again to continue. Your draft was kept."
+SESSION_RESUMED_MESSAGE = (
+    "Your session had expired; you are signed in again. Your draft was kept in this browser tab."
+)
+
+
+class ConsoleLoginView(LoginView):
+    """Django's login, which also says why a person is here when their session ran out.
+
+    The login-required middleware sends a form POST that found no session here with
+    `?expired=1`; the flag travels through the form so the page after login says so too.
+    """
+
+    redirect_authenticated_user = True
+
+    def session_expired(self) -> bool:
+        flag = self.request.POST.get(SESSION_EXPIRED_PARAM) or self.request.GET.get(
+            SESSION_EXPIRED_PARAM
+        )
+        return flag == "1"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["session_expired"] = self.session_expired()
+        context["session_expired_message"] = SESSION_EXPIRED_MESSAGE
+        return context
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        if self.session_expired():
+            messages.info(self.request, SESSION_RESUMED_MESSAGE)
+        return response
+
+
+@never_cache
+@require_POST
+def keep_alive(request: HttpRequest) -> JsonResponse:
+    """The warning's "Stay signed in": any request that reaches the server is all the idle
+    timeout needs (SESSION_SAVE_EVERY_REQUEST pushes the session's expiry forward each time).
+
+    Console roles only (deny by default); anonymous callers never get here (login middleware).
+    """
+    if not is_moderator(request.user):  # any console role: moderator, lead or admin
+        raise PermissionDenied
+    return JsonResponse({"idle_timeout": settings.SESSION_COOKIE_AGE})
 
 
 @login_not_required

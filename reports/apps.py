@@ -19,4 +19,5 @@ class ReportsConfig(AppConfig):
             "draft_referral",
             validate=hooks.draft_referral_validate,
             apply=hooks.draft_referral_apply,
+            describe=hooks.draft_referral_describe,
         )

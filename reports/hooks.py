@@ -54,6 +54,30 @@ def draft_referral_validate(params: dict[str, Any]) -> list[str]:
     return []
 
 
+def draft_referral_describe() -> dict[str, Any]:
+    """The rule builder's pickers for draft_referral: the enabled destinations (grouped by
+    kind) and the referral priorities, as `draft_referral_validate` accepts them."""
+    destinations = Destination.objects.filter(enabled=True).order_by("kind", "name")
+    return {
+        "label": "Draft a referral",
+        "params": [
+            {
+                "name": "destination",
+                "label": "Destination",
+                "kind": "choice",
+                "choices": [[d.name, d.name, d.get_kind_display()] for d in destinations],
+            },
+            {
+                "name": "priority",
+                "label": "Referral priority",
+                "kind": "choice",
+                "choices": [[v, label] for v, label in ReferralPacket.Priority.choices],
+                "default": ReferralPacket.Priority.URGENT.value,
+            },
+        ],
+    }
+
+
 def draft_referral_apply(*, case: Case, params: dict[str, Any], actor: Actor, rule: Any) -> str:
     """Draft a referral of the case (no drafter: a lead submits it, a second lead approves)."""
     destination = Destination.objects.get(name=params["destination"])

@@ -147,6 +147,45 @@ def _check_identity_documents(value: str, detail: str) -> None:
         )
 
 
+def packet_summary_edit(*, packet: ReferralPacket, lead: Any, summary: str) -> ReferralPacket:
+    """A lead completes or corrects a draft's incident summary before submitting it (a rule or
+    the 999 follow-up drafts a placeholder). Refused once the packet is submitted: the summary
+    then is what the approver approves.
+
+    The lead who writes the summary becomes the packet's drafter, so the four-eyes check
+    (`packet_approve`) keeps them from approving their own words. The audit event records
+    the lengths and SHA-256 of the text before and after, not the text itself: the summary
+    can hold personal data, and the audit log is never deleted.
+    """
+    summary = summary.strip()[:20000]
+    if not summary:
+        raise PacketError("Write an incident summary for the recipient.", field="summary")
+    with transaction.atomic():
+        locked = ReferralPacket.objects.select_for_update().get(pk=packet.pk)
+        if locked.status != ReferralPacket.Status.DRAFT:
+            raise PacketConflict(
+                "Only a draft's summary can be edited (this one is "
+                f"{locked.get_status_display().lower()})."
+            )
+        before, previous_drafter = locked.summary, locked.drafted_by_id
+        locked.summary = summary
+        locked.drafted_by = lead
+        locked.save(update_fields=["summary", "drafted_by", "updated_at"])
+        audit_record(
+            actor=lead,
+            verb="packet.summary_edited",
+            obj=locked,
+            data={
+                "before_sha256": hashlib.sha256(before.encode()).hexdigest(),
+                "before_length": len(before),
+                "after_sha256": hashlib.sha256(summary.encode()).hexdigest(),
+                "after_length": len(summary),
+                "previous_drafter": previous_drafter,
+            },
+        )
+    return locked
+
+
 def packet_submit(
     *,
     packet: ReferralPacket,

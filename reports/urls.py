@@ -15,6 +15,7 @@ urlpatterns = [
     path("destinations/<int:pk>/", destinations.destination_edit, name="destination"),
     path("<int:pk>/", packets.packet_detail, name="packet"),
     path("<int:pk>/submit", packets.packet_submit_view, name="packet_submit"),
+    path("<int:pk>/summary", packets.packet_summary_view, name="packet_summary"),
     path("<int:pk>/approve", packets.packet_approve_view, name="packet_approve"),
     path("<int:pk>/retry", packets.packet_retry_view, name="packet_retry"),
     path("<int:pk>/sent", packets.packet_sent_view, name="packet_sent"),

@@ -29,10 +29,12 @@ from moderation.services.exposure import (
     media_frame_open_for_view,
     media_open_for_view,
     media_reveal,
+    repeat_reveals,
 )
 from moderation.services.quarantine import match_verdict_record
 from moderation.services.queue import case_reassign, case_release, case_renew_lease
 from moderation.services.review import decision_record
+from moderation.timings import case_timings
 from moderation.views.queue import claim_next
 from moderation.views.reported_user import reported_user
 from moderation.views.video import ItemReview, video_review
@@ -80,6 +82,12 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
             .first()
         )
     reviews = _item_reviews(case)
+    # A decided case's media asks before it is revealed again (the reveal form shows why).
+    repeats = repeat_reveals(case=case, user=request.user)
+    for review in reviews:
+        media = getattr(review.item, "media", None)
+        if media is not None:
+            media.repeat_reveal = repeats.get(media.pk)
     # The reported user's personal data (IP, email, phone, linked accounts) is for leads and
     # admins: for anyone else it is not even put in the template's context.
     subject_panel = reported_user([r.item for r in reviews]) if is_lead(request.user) else None
@@ -100,6 +108,7 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
             "categories": categories,
             "moderators": moderators,
             "outcomes": Decision.Outcome.choices,
+            "timings": case_timings(case),
         },
     )
 
@@ -124,6 +133,7 @@ def reveal(request: HttpRequest, pk: int, media_id: int) -> JsonResponse:
         user=request.user,
         reason=request.POST.get("reason", ""),
         frame=frame,
+        confirm_repeat=request.POST.get("confirm_repeat") in ("1", "on", "yes", "true"),
     )
     exposure = exposure_for(request.user)
     body: dict[str, Any] = {

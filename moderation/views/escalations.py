@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.pages import refusal_redirects_to
@@ -60,10 +61,8 @@ def _board_queryset() -> Any:
     )
 
 
-@require_GET
-@permission_required("moderation.work_escalations", raise_exception=True)
-def board(request: HttpRequest) -> HttpResponse:
-    now = timezone.now()
+def _board_context() -> dict[str, Any]:
+    """What the board shows; the page and its live fragment render the same partial."""
     recent = (
         Escalation.objects.filter(status="resolved")
         .select_related("case")
@@ -72,17 +71,28 @@ def board(request: HttpRequest) -> HttpResponse:
     breached = Escalation.objects.filter(
         breached_at__isnull=False, status__in=["open", "acknowledged"]
     ).count()
+    return {
+        "escalations": _board_queryset(),
+        "recent": recent,
+        "now": timezone.now(),
+        "breached": breached,
+    }
+
+
+@require_GET
+@permission_required("moderation.work_escalations", raise_exception=True)
+def board(request: HttpRequest) -> HttpResponse:
     return render(
-        request,
-        "moderation/escalations.html",
-        {
-            "nav": "escalations",
-            "escalations": _board_queryset(),
-            "recent": recent,
-            "now": now,
-            "breached": breached,
-        },
+        request, "moderation/escalations.html", {"nav": "escalations", **_board_context()}
     )
+
+
+@never_cache
+@require_GET
+@permission_required("moderation.work_escalations", raise_exception=True)
+def board_live(request: HttpRequest) -> HttpResponse:
+    """The board's live part as an HTML fragment; static/js/live.js polls it (every 10 s)."""
+    return render(request, "moderation/_escalations_board.html", _board_context())
 
 
 @require_GET

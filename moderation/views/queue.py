@@ -1,19 +1,27 @@
-"""The review queue: the queue page and its live counts, claiming the next case, and bulk
-action on verified known material (from metadata alone, without viewing)."""
+"""The review queue: the queue page and its live counts, claiming the next case, bulk action
+on verified known material (from metadata alone, without viewing), and each person's saved
+filters (of this page and of search).
+
+Filters only change what the page lists: "Next case" always claims the head of the whole queue
+(immediate risk, priority, SLA), so nobody can cherry-pick work by filtering."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from core.pages import refusal_redirects_to
 from moderation.forms import BulkDecisionForm
+from moderation.models import SavedFilter
 from moderation.selectors import (
     QUEUE_PAGE_SIZE,
     case_visible_to,
@@ -26,6 +34,12 @@ from moderation.selectors import (
 )
 from moderation.services.queue import case_claim_next
 from moderation.services.review import case_bulk_decide
+from moderation.services.saved_filters import (
+    SavedFilterRefused,
+    saved_filter_create,
+    saved_filter_delete,
+    saved_filter_params,
+)
 from principles.models import HarmCategory, Priority
 
 
@@ -78,6 +92,8 @@ def queue(request: HttpRequest) -> HttpResponse:
             "filters": params,
             "base_query": query.urlencode(),
             "next_after": next_after,
+            "saved_filters": saved_filters_for(request.user),
+            "saved_page": SavedFilter.Page.QUEUE,
         },
     )
 
@@ -149,3 +165,48 @@ def bulk_decide(request: HttpRequest) -> HttpResponse:
     )
     messages.success(request, f"{len(decided)} known-material case(s) actioned without viewing.")
     return redirect("moderation:known_material")
+
+
+def _page_url(page: str, params: dict[str, str]) -> str:
+    query = urlencode(params)
+    return reverse(f"moderation:{page}") + (f"?{query}" if query else "")
+
+
+def saved_filters_for(user: Any) -> list[SavedFilter]:
+    """The person's own saved filters (nobody else's, ever), each with the link that opens it."""
+    saved = list(SavedFilter.objects.filter(user=user))
+    for f in saved:
+        f.url = _page_url(f.page, saved_filter_params(f.page, f.params))
+    return saved
+
+
+@require_POST
+@permission_required("moderation.view_case", raise_exception=True)
+def saved_filter_create_view(request: HttpRequest) -> HttpResponse:
+    page = request.POST.get("page", "")
+    if page not in SavedFilter.Page.values:
+        page = SavedFilter.Page.QUEUE
+    # The page's current GET parameters, as the page put them in the form.
+    params = QueryDict(request.POST.get("query", "")).dict()
+    try:
+        saved = saved_filter_create(
+            user=request.user, name=request.POST.get("name", ""), page=page, params=params
+        )
+    except SavedFilterRefused as exc:
+        # Back to the page and filters the person was on (core.pages' decorator can only
+        # redirect to a fixed page, which would lose the search they meant to save).
+        messages.error(request, exc.message)
+        return redirect(_page_url(page, saved_filter_params(page, params)))
+    messages.success(request, f"Saved filter “{saved.name}”.")
+    return redirect(_page_url(saved.page, saved.params))
+
+
+@require_POST
+@permission_required("moderation.view_case", raise_exception=True)
+def saved_filter_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    # Someone else's filter is a 404, exactly as one that doesn't exist.
+    saved = get_object_or_404(SavedFilter, pk=pk, user=request.user)
+    saved_filter_delete(saved_filter=saved, user=request.user)
+    messages.success(request, f"Deleted saved filter “{saved.name}”.")
+    back = request.POST.get("back", "")
+    return redirect(f"moderation:{back if back in SavedFilter.Page.values else 'queue'}")

@@ -1,4 +1,5 @@
-"""Admins' escalation rules pages: list, edit with validation errors in the page, preview."""
+"""Admins' escalation rules pages: list, edit (a form of condition and action rows over the
+rule's JSON, with validation errors beside the rows they concern), preview."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from moderation.models import EscalationRule
+from moderation.rules.builder import RowErrors, rule_builder_schema, rule_errors_by_row
 from moderation.rules.services import rule_preview, rule_save
 from moderation.rules.validation import RuleInvalid
 
@@ -37,6 +39,9 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     rule = get_object_or_404(EscalationRule, pk=pk) if pk else None
     data = request.POST if request.method == "POST" else None
     errors: list[str] = []
+    row_errors = RowErrors()
+    conditions: Any = None
+    actions: Any = None
     preview = None
     form = {
         "name": data.get("name", "") if data else (rule.name if rule else ""),
@@ -82,9 +87,18 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 return redirect("moderation:rules")
         except RuleInvalid as exc:
             errors = exc.errors
+            row_errors = rule_errors_by_row(errors, conditions, actions)
     return render(
         request,
         "moderation/rule_form.html",
-        {"nav": "rules", "rule": rule, "form": form, "errors": errors, "preview": preview},
+        {
+            "nav": "rules",
+            "rule": rule,
+            "form": form,
+            "errors": errors,
+            "preview": preview,
+            "builder_schema": rule_builder_schema(),
+            "row_errors": row_errors.as_json(),
+        },
         status=400 if errors else 200,
     )

@@ -36,6 +36,7 @@ from moderation.models import (
     OnCallShift,
     Reveal,
 )
+from moderation.timings import timings_by_priority
 from principles.models import Principle
 
 from ..models import Destination, QaReview, ReferralPacket, TransparencyReport
@@ -367,6 +368,11 @@ def operations(period: Period) -> dict[str, Any]:
         "referrals": guarded("referrals", referrals),
         "immediate_risk_timings": guarded("timings", timings),
         "exposure": guarded("exposure", exposure),
+        # Per priority, for the cases decided in the period (moderation.timings).
+        "assignment_timings": guarded(
+            "assignment_timings",
+            lambda: timings_by_priority(start=period.start_at, end=period.end_at),
+        ),
     }
 
 

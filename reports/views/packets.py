@@ -30,6 +30,7 @@ from ..packets import (
     packet_record_submission,
     packet_retry,
     packet_submit,
+    packet_summary_edit,
 )
 from ..selectors.packets import packets_for
 
@@ -161,6 +162,20 @@ def packet_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
         identity_documents=request.POST.get("identity_documents", ""),
         identity_documents_detail=request.POST.get("identity_documents_detail", ""),
     )
+    return redirect("reports:packet", pk=pk)
+
+
+@require_POST
+@permission_required("reports.change_referralpacket", raise_exception=True)
+@refusal_redirects_to("reports:packet", "pk")
+def packet_summary_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """A lead edits a draft's incident summary (refused once submitted)."""
+    packet = packet_summary_edit(
+        packet=_get_packet_for_user(request, pk),
+        lead=request.user,
+        summary=request.POST.get("summary", ""),
+    )
+    messages.success(request, f"Summary of {packet.reference} saved.")
     return redirect("reports:packet", pk=pk)
 
 

@@ -7,8 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
 from tests.e2e.conftest import login
+from tests.e2e.test_responsive import main_pages, seed_console
 from tests.moderation.factories import make_case
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -81,3 +83,42 @@ class AccessibilityTests:
         ):
             page.goto(f"{live_server.url}{path}")
             assert page.evaluate(_BROKEN_REFERENCES) == [], path
+
+
+# axe-core (bundled by axe-playwright-python, injected through the DevTools protocol, so the
+# Content Security Policy does not stand in its way) with its default rules: WCAG 2.x A and AA
+# plus Deque's best practices. Every impact counts: a "minor" finding is still a finding.
+def _axe_findings(page: Any) -> list[str]:
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): "
+        + "; ".join(", ".join(map(str, n["target"])) for n in v["nodes"][:4])
+        for v in results.response["violations"]
+    ]
+
+
+class AxeTests:
+    def test_the_main_pages_have_no_axe_violations_on_a_desktop_or_a_phone(
+        self, browser: Any, page: Any, live_server: Any, moderator: Any, lead: Any
+    ) -> None:
+        paths = main_pages(seed_console(moderator, lead))
+        findings = []
+        login(page, live_server, "lead1")
+        for width in (1440, 390):
+            page.set_viewport_size({"width": width, "height": 900})
+            for path in paths:
+                page.goto(f"{live_server.url}{path}")
+                findings += [f"{width} {path} {f}" for f in _axe_findings(page)]
+        page.goto(f"{live_server.url}/")  # at 390 px, with the folded menu open
+        page.get_by_role("button", name="Menu").click()
+        findings += [f"390 / (menu open) {f}" for f in _axe_findings(page)]
+        anonymous = browser.new_context(viewport={"width": 1440, "height": 900})
+        try:
+            login_page = anonymous.new_page()
+            for width in (1440, 390):
+                login_page.set_viewport_size({"width": width, "height": 900})
+                login_page.goto(f"{live_server.url}/login/")
+                findings += [f"{width} /login/ {f}" for f in _axe_findings(login_page)]
+        finally:
+            anonymous.close()
+        assert findings == [], "\n".join(findings)
