@@ -12,6 +12,8 @@ Two shapes:
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -114,6 +116,7 @@ INSTALLED_APPS = [
     "principles",
     "moderation",
     "reports",
+    "hma",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +127,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "core.api_guard.ApiGuardMiddleware",
     "core.middleware.ConsoleLoginRequiredMiddleware",
     "core.middleware.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -147,6 +151,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "core.context_processors.roles",
+                "core.context_processors.session",
             ],
         },
     },
@@ -217,6 +222,7 @@ CELERY_TASK_ROUTES = {
     "moderation.hash_media_batch": {"queue": "hashing"},
     "moderation.rescan_list": {"queue": "hashing"},
     "moderation.import_hash_list": {"queue": "default"},
+    "moderation.fetch_exchange": {"queue": "default"},
     "moderation.deliver_webhook": {"queue": "default"},
     "reports.build_packet": {"queue": "packets"},
     "reports.sweep_stuck_packets": {"queue": "packets"},
@@ -226,6 +232,15 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-hashing": {
         "task": "moderation.sweep_stuck_media",
         "schedule": timedelta(minutes=2),
+    },
+    "sweep-stuck-imports": {
+        "task": "moderation.sweep_stuck_imports",
+        "schedule": timedelta(minutes=2),
+    },
+    # Enqueues a fetch for every enabled exchange that is due (moderation.exchanges.fetch).
+    "exchanges-due": {
+        "task": "moderation.exchanges_due",
+        "schedule": timedelta(minutes=1),
     },
     "repage-escalations": {
         "task": "moderation.repage_escalations",
@@ -324,7 +339,17 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = 1 if env_bool("BEHIND_TLS_PROXY", False) else None
+# The client address comes from core.clientip: X-Forwarded-For is trusted only hop by hop from
+# these proxies (addresses or CIDR ranges, e.g. "10.0.0.0/8,172.16.0.1"); unset = ignored.
+SAFEGUARD_TRUSTED_PROXIES = env_list("SAFEGUARD_TRUSTED_PROXIES", [])
+for _proxy in SAFEGUARD_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"SAFEGUARD_TRUSTED_PROXIES holds {_proxy!r}, which is not an address or CIDR range"
+        ) from None
+AXES_CLIENT_IP_CALLABLE = "core.clientip.client_ip"
 
 # Content Security Policy: scripts and styles only from this origin (vendored files); inline
 # style attributes are allowed for progress bars, inline scripts are not.
@@ -357,7 +382,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "core.parsers.BoundedJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -370,6 +395,13 @@ if not re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)", SAFEGUARD_API_RATE):
         f"SAFEGUARD_API_RATE={SAFEGUARD_API_RATE!r} is not a rate like 600/min"
     )
 SAFEGUARD_THROTTLE_NAMESPACE = "api"
+# Requests to the API without credentials, per client address (core.throttling): they fail
+# authentication before DRF's throttles run, so core.api_guard counts them, in the shared cache.
+SAFEGUARD_API_ANON_RATE = env_str("SAFEGUARD_API_ANON_RATE", "60/min")
+if not re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)", SAFEGUARD_API_ANON_RATE):
+    raise ImproperlyConfigured(
+        f"SAFEGUARD_API_ANON_RATE={SAFEGUARD_API_ANON_RATE!r} is not a rate like 60/min"
+    )
 SPECTACULAR_SETTINGS = {
     "TITLE": "Safeguard API",
     "DESCRIPTION": (
@@ -532,6 +564,55 @@ SAFEGUARD_TRANSPARENCY_MIN_COUNT = env_int("SAFEGUARD_TRANSPARENCY_MIN_COUNT", 1
 SAFEGUARD_INDEX_DIR = Path(env_str("SAFEGUARD_INDEX_DIR", str(VAR_DIR / "hash-index")))
 SAFEGUARD_ORG_NAME = env_str("SAFEGUARD_ORG_NAME", "Example Platform Ltd")
 SAFEGUARD_DEMO_PASSWORD = env_str("SAFEGUARD_DEMO_PASSWORD")
+
+# --- Hash exchanges (moderation.exchanges: NCMEC, StopNCII, ThreatExchange, TAT) ---------------
+# Fernet key(s) that encrypt exchange credentials at rest: comma-separated, the first encrypts,
+# all decrypt (rotation). Without one the console refuses to store credentials.
+SAFEGUARD_EXCHANGE_KEY = env_list("SAFEGUARD_EXCHANGE_KEY", [])
+for _key in SAFEGUARD_EXCHANGE_KEY:
+    try:
+        _raw = base64.urlsafe_b64decode(_key.encode())
+    except ValueError:
+        _raw = b""
+    if len(_raw) != 32:
+        raise ImproperlyConfigured(
+            "SAFEGUARD_EXCHANGE_KEY holds a value that is not a Fernet key (32 url-safe base64 "
+            "bytes); generate one with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`"
+        )
+# One fetch task runs this long, then saves its checkpoint and hands over to a fresh task.
+SAFEGUARD_EXCHANGE_FETCH_BUDGET_SECONDS = env_int(
+    "SAFEGUARD_EXCHANGE_FETCH_BUDGET_SECONDS", 90, minimum=5
+)
+# A fetch's claim on its exchange; renewed with every page. It must outlast the fetch task's
+# hard time limit (budget + 90 s), so that only a dead worker's claim ever expires.
+SAFEGUARD_EXCHANGE_LEASE_SECONDS = env_int("SAFEGUARD_EXCHANGE_LEASE_SECONDS", 600, minimum=60)
+if SAFEGUARD_EXCHANGE_LEASE_SECONDS <= SAFEGUARD_EXCHANGE_FETCH_BUDGET_SECONDS + 90:
+    raise ImproperlyConfigured(
+        "SAFEGUARD_EXCHANGE_LEASE_SECONDS must exceed SAFEGUARD_EXCHANGE_FETCH_BUDGET_SECONDS "
+        "+ 90 (the fetch task's hard time limit), or a live fetch could be claimed twice."
+    )
+# On 429 / 5xx / network errors (after the library's own quick retries): resume from the
+# checkpoint up to this many times in one run, waiting RETRY_SECONDS, doubling, or the
+# source's Retry-After; a longer wait ends the run and the exchange waits for it.
+SAFEGUARD_EXCHANGE_RETRIES = env_int("SAFEGUARD_EXCHANGE_RETRIES", 3, minimum=0)
+SAFEGUARD_EXCHANGE_RETRY_SECONDS = env_int("SAFEGUARD_EXCHANGE_RETRY_SECONDS", 2, minimum=0)
+SAFEGUARD_EXCHANGE_MAX_WAIT_SECONDS = env_int("SAFEGUARD_EXCHANGE_MAX_WAIT_SECONDS", 30, minimum=0)
+# Base URL overrides may point at this machine or its local network (a local fake exchange in
+# tests and benchmarks); never in production, where credentials would go to a local service.
+SAFEGUARD_EXCHANGE_ALLOW_LOCAL_URLS = env_bool("SAFEGUARD_EXCHANGE_ALLOW_LOCAL_URLS", False)
+
+# --- HMA-compatible API (hma/: Meta's Hasher-Matcher-Actioner routes under /h, /m, /c) ---------
+# Uploads to /h/hash and POST /m/lookup are hashed within the request, in the limited child
+# process the worker uses: their own size limit, and a timeout under gunicorn's (30 s).
+HMA_MAX_UPLOAD_BYTES = env_int("HMA_MAX_UPLOAD_BYTES", SAFEGUARD_MAX_UPLOAD_BYTES, minimum=1024)
+HMA_HASH_TIMEOUT_SECONDS = env_int("HMA_HASH_TIMEOUT_SECONDS", 20, minimum=1)
+# The signal types the API speaks; empty: all (pdq, video_md5, vpdq, photo_md5, md5, sha256,
+# sha1, phash, dhash). "pdq,video_md5,vpdq" for HMA's own only (a system check names typos).
+HMA_SIGNAL_TYPES = env_list("HMA_SIGNAL_TYPES", [])
+# How long a web process may reuse its read of the enabled lists (a new list or setting is
+# searched within this; withdrawals, quarantines and disabled lists apply at once). 0: no reuse.
+HMA_LIST_CACHE_SECONDS = env_int("HMA_LIST_CACHE_SECONDS", 1, minimum=0)
 
 # --- Email, logging, i18n ---------------------------------------------------------------------
 

@@ -655,6 +655,10 @@ class HashImport(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The running claim and its heartbeat (renewed after every chunk): a claim is taken by a
+    # conditional UPDATE on the value seen, so two workers can't both take one import, and a
+    # run whose heartbeat stopped is re-claimed (services.hashlists.hash_import_run).
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -1063,3 +1067,214 @@ class PurgeReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"Purged media {self.media_id_ref} ({self.sha256[:12]}…)"
+
+
+class SavedFilter(models.Model):
+    """A person's named filter of the queue or the search page: private to its owner (nobody
+    else lists, opens or deletes it), stored as the page's GET parameters."""
+
+    class Page(models.TextChoices):
+        QUEUE = "queue", "Queue"
+        SEARCH = "search", "Search"
+
+    # Personal preferences, not evidence: they go with their owner.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_filters"
+    )
+    name = models.CharField(max_length=80)
+    page = models.CharField(max_length=16, choices=Page.choices, default=Page.QUEUE)
+    params = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            # A name picks one filter from a person's list; two with one name would be a trap.
+            models.UniqueConstraint(fields=["user", "name"], name="saved_filter_name_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.page})"
+
+
+# --- Hash exchanges (moderation.exchanges) ----------------------------------------------------
+
+
+class Exchange(models.Model):
+    """A connection to a hash-sharing programme (NCMEC, StopNCII, Meta ThreatExchange, Tech
+    Against Terrorism) through python-threatexchange, fetched incrementally into hash lists.
+
+    Credentials are write-only: stored encrypted (Fernet, key from SAFEGUARD_EXCHANGE_KEY),
+    decrypted only by the worker that fetches, never shown, logged or audited.
+    """
+
+    class Kind(models.TextChoices):
+        NCMEC = "ncmec", "NCMEC hash sharing"
+        STOPNCII = "stopncii", "StopNCII"
+        THREATEXCHANGE = "fb_threatexchange", "Meta ThreatExchange"
+        TAT = "tat", "Tech Against Terrorism"
+
+    class State(models.TextChoices):
+        IDLE = "idle", "Up to date"
+        RUNNING = "running", "Fetching"
+        BACKOFF = "backoff", "Waiting to retry"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    enabled = models.BooleanField(default=False)
+    # Non-secret settings of the programme: NCMEC environment, ThreatExchange privacy group,
+    # a base URL override (test environments).
+    options = models.JSONField(default=dict, blank=True)
+    credentials = models.TextField(blank=True, help_text="Fernet token; never shown.")
+    credentials_updated_at = models.DateTimeField(null=True, blank=True)
+    # Where fetched hashes go: the list for their category (category_lists: {label: list id}),
+    # else this list. A hash of another algorithm than its list's is skipped.
+    hash_list = models.ForeignKey(
+        HashList, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    category_lists = models.JSONField(default=dict, blank=True)
+    interval_minutes = models.PositiveIntegerField(default=60)
+    # Send reviewers' verdicts on matches of this exchange's hashes back to it (StopNCII).
+    feedback_enabled = models.BooleanField(default=False)
+    feedback_cursor = models.DateTimeField(null=True, blank=True)
+    # The library's checkpoint (its dataclass as JSON), saved with every applied page.
+    checkpoint = models.JSONField(null=True, blank=True)
+    progress_at = models.DateTimeField(
+        null=True, blank=True, help_text="The source's time the checkpoint has reached."
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IDLE)
+    next_fetch_at = models.DateTimeField(null=True, blank=True)
+    # The claim: one worker at a time (moderation.exchanges.fetch.exchange_claim).
+    claim_token = models.CharField(max_length=32, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    current_fetch = models.ForeignKey(
+        "ExchangeFetch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Lists changed by applied pages whose version bump and rescan wait for the end of the
+    # fetch; kept here so that a fetch resumed after a crash still does them.
+    dirty_lists = models.JSONField(default=list, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(interval_minutes__gte=5), name="exchange_interval_at_least_5_min"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credentials)
+
+
+class ExchangeFetch(models.Model):
+    """One fetch of an exchange, from its checkpoint until the source has nothing newer. It
+    may span several task runs: continuations after the time budget, resumes after a crash or
+    after the source asked us to wait."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="fetches")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_page_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    records = models.PositiveBigIntegerField(default=0)
+    added = models.PositiveBigIntegerField(default=0)
+    updated = models.PositiveBigIntegerField(default=0)
+    withdrawn = models.PositiveBigIntegerField(default=0)
+    skipped = models.PositiveBigIntegerField(
+        default=0, help_text="Records with no hash for their list's algorithm, or no list."
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Fetch {self.pk} of exchange {self.exchange_id} ({self.status})"
+
+
+class ExchangeEntry(models.Model):
+    """Provenance of a list hash fetched from an exchange: which exchange, the source's id for
+    it, its labels and category, when first seen and last updated; deleted_at when the source
+    deleted or withdrew it (the hash is withdrawn unless another live entry still lists it)."""
+
+    exchange = models.ForeignKey(Exchange, on_delete=models.PROTECT, related_name="entries")
+    known_hash = models.ForeignKey(
+        KnownHash, on_delete=models.CASCADE, related_name="exchange_entries"
+    )
+    remote_id = models.CharField(max_length=200)
+    labels = models.JSONField(default=list, blank=True)
+    category = models.CharField(max_length=32, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_updated_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "exchange entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exchange", "remote_id", "known_hash"], name="exchangeentry_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["known_hash", "deleted_at"], name="exchangeentry_hash_idx"),
+            # The exchange page's latest entries (updates and deletions alike).
+            models.Index(fields=["exchange", "-last_updated_at"], name="exchangeentry_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.remote_id} from exchange {self.exchange_id}"
+
+
+class ExchangeFeedback(models.Model):
+    """A reviewer's verdict on a match, sent to the exchange its hash came from: recorded
+    before it is sent, then marked sent or failed (retried)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    exchange = models.ForeignKey(Exchange, on_delete=models.PROTECT, related_name="feedback")
+    match = models.ForeignKey(
+        Match, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    algorithm = models.CharField(max_length=16)
+    value = models.CharField(max_length=64)
+    verdict = models.CharField(max_length=16, choices=Match.Verdict.choices)
+    verdict_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Each verdict is exported once; a later verdict on the same match is a new row.
+            models.UniqueConstraint(
+                fields=["exchange", "match", "verdict_at"], name="exchangefeedback_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_verdict_display()} on {self.value[:12]}… to {self.exchange_id}"

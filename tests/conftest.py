@@ -73,6 +73,7 @@ def _eager_celery(request: pytest.FixtureRequest) -> Iterator[None]:
 def _generous_api_rate(settings: Any) -> None:
     """API rate limits have their own tests; elsewhere they would only make tests flaky."""
     settings.SAFEGUARD_API_RATE = "100000/min"
+    settings.SAFEGUARD_API_ANON_RATE = "100000/min"
     # Personas are created in almost every test: a deliberately slow password hash would
     # dominate the suite's run time, and tests don't need its strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

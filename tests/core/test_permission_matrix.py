@@ -20,6 +20,22 @@ from tests.core.test_access import ALL_ROUTES
 MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/"): (302, 200, 200, 200, 200),
     ("GET", "/account/2fa/"): (302, 200, 200, 200, 200),
+    ("POST", "/account/keep-alive"): (302, 403, 200, 200, 200),
+    # An invitation link is for someone logged out: a wrong link goes to the login page, and
+    # anyone logged in gets 403 (core.people_views.set_password).
+    ("GET", "/account/set-password/x/x/"): (302, 403, 403, 403, 403),
+    # People and API tokens: admins only. An empty invite or issue form is shown again (200).
+    ("GET", "/people/"): (302, 403, 403, 403, 200),
+    ("POST", "/people/invite"): (302, 403, 403, 403, 200),
+    ("GET", "/people/x/"): (302, 403, 403, 403, 404),
+    ("POST", "/people/x/role"): (302, 403, 403, 403, 404),
+    ("POST", "/people/x/deactivate"): (302, 403, 403, 403, 404),
+    ("POST", "/people/x/reactivate"): (302, 403, 403, 403, 404),
+    ("POST", "/people/x/reset-2fa"): (302, 403, 403, 403, 404),
+    ("POST", "/people/x/invitation"): (302, 403, 403, 403, 404),
+    ("GET", "/tokens/"): (302, 403, 403, 403, 200),
+    ("POST", "/tokens/new"): (302, 403, 403, 403, 200),
+    ("POST", "/tokens/1/revoke"): (302, 403, 403, 403, 404),
     ("GET", "/admin/"): (302, 302, 302, 302, 200),
     ("GET", "/api/docs/"): (302, 200, 200, 200, 200),
     ("GET", "/api/schema/"): (401, 200, 200, 200, 200),
@@ -54,6 +70,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/cases/1/renew"): (302, 403, 404, 404, 404),
     ("POST", "/cases/1/restrict"): (302, 403, 403, 404, 404),
     ("POST", "/cases/1/matches/1/verdict"): (302, 403, 404, 404, 404),
+    ("GET", "/audit/"): (302, 403, 403, 200, 200),
     ("GET", "/compliance/"): (302, 403, 403, 200, 200),
     ("GET", "/compliance/operations/"): (302, 403, 403, 200, 200),
     ("GET", "/compliance/principles/1/"): (302, 403, 403, 200, 200),
@@ -62,6 +79,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/compliance/transparency/"): (302, 403, 403, 200, 200),
     ("GET", "/compliance/transparency/1/"): (302, 403, 403, 404, 404),
     ("GET", "/escalations/"): (302, 403, 403, 200, 200),
+    ("GET", "/escalations/live"): (302, 403, 403, 200, 200),
     ("GET", "/escalations/1/"): (302, 403, 403, 404, 404),
     ("POST", "/escalations/1/acknowledge"): (302, 403, 403, 404, 404),
     ("POST", "/escalations/1/call"): (302, 403, 403, 404, 404),
@@ -73,8 +91,16 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/hash-lists/1/import"): (302, 403, 403, 403, 404),
     ("POST", "/hash-lists/new"): (302, 403, 403, 403, 302),
     ("GET", "/hash-lists/quarantine"): (302, 403, 403, 200, 200),
+    # Exchanges (moderation.views.exchanges): leads watch, admins configure and fetch now.
+    ("GET", "/hash-lists/exchanges/"): (302, 403, 403, 200, 200),
+    ("POST", "/hash-lists/exchanges/new"): (302, 403, 403, 403, 302),
+    ("GET", "/hash-lists/exchanges/1/"): (302, 403, 403, 404, 404),
+    ("POST", "/hash-lists/exchanges/1/edit"): (302, 403, 403, 403, 404),
+    ("POST", "/hash-lists/exchanges/1/fetch"): (302, 403, 403, 403, 404),
+    ("GET", "/hash-lists/exchanges/1/progress"): (302, 403, 403, 404, 404),
     ("POST", "/hash-lists/quarantine/1"): (302, 403, 403, 404, 404),
     ("GET", "/healthz"): (200, 200, 200, 200, 200),
+    ("GET", "/home/live"): (302, 403, 403, 200, 200),
     ("GET", "/login/"): (200, 302, 302, 302, 302),
     ("GET", "/logout/"): (302, 405, 405, 405, 405),
     ("GET", "/media/1"): (302, 403, 404, 404, 404),
@@ -86,6 +112,11 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/queue/known-material"): (302, 403, 200, 200, 200),
     ("POST", "/queue/known-material/decide"): (302, 403, 302, 302, 302),
     ("POST", "/queue/next"): (302, 403, 302, 302, 302),
+    # Saved filters are private: an empty save is refused back to the page (302); another
+    # person's (or a missing) filter is 404.
+    ("POST", "/queue/filters"): (302, 403, 302, 302, 302),
+    ("POST", "/queue/filters/1/delete"): (302, 403, 404, 404, 404),
+    ("GET", "/search/"): (302, 403, 200, 200, 200),
     ("GET", "/referrals/"): (302, 403, 403, 200, 200),
     ("GET", "/referrals/1/"): (302, 403, 403, 404, 404),
     ("POST", "/referrals/1/acknowledge"): (302, 403, 403, 404, 404),
@@ -98,11 +129,24 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/referrals/destinations/1/"): (302, 403, 403, 403, 200),
     ("GET", "/referrals/destinations/new"): (302, 403, 403, 403, 200),
     ("POST", "/referrals/1/submit"): (302, 403, 403, 404, 404),
+    ("POST", "/referrals/1/summary"): (302, 403, 403, 404, 404),
     ("POST", "/referrals/new"): (302, 403, 403, 404, 404),
     ("GET", "/referrals/public-key"): (302, 403, 403, 200, 200),
     ("GET", "/rules/"): (302, 403, 403, 403, 200),
     ("GET", "/rules/1/"): (302, 403, 403, 403, 404),
     ("GET", "/rules/new"): (302, 403, 403, 403, 200),
+    # HMA's routes (hma.permissions): matching for platforms and leads, curation for admins.
+    # Bare requests: no file, no signal → 400; no such bank → 404.
+    ("POST", "/h/hash"): (401, 403, 403, 400, 400),
+    ("GET", "/m/raw_lookup"): (401, 403, 403, 400, 400),
+    ("GET", "/m/lookup"): (401, 403, 403, 400, 400),
+    ("GET", "/m/index/status"): (401, 403, 403, 200, 200),
+    ("POST", "/m/compare"): (401, 403, 403, 200, 200),
+    ("GET", "/c/banks"): (401, 403, 403, 200, 200),
+    ("GET", "/c/bank/x"): (401, 403, 403, 404, 404),
+    ("POST", "/c/bank/x/signal"): (401, 403, 403, 403, 400),
+    ("POST", "/c/bank/x/content"): (401, 403, 403, 403, 404),
+    ("GET", "/c/bank/x/content/1"): (401, 403, 403, 404, 404),
 }
 ROLES = ("anonymous", "outsider", "moderator", "lead", "admin")
 
