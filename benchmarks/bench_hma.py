@@ -11,9 +11,9 @@ trivial authenticated endpoint served by the same gunicorn in the same run.
 What it does (everything is created here and removed again, also on Ctrl-C, unless --workdir
 keeps the database, the index and the tokens for --reuse):
 
-1. Its own PostgreSQL database (`safeguard_bench_hma`) and Redis database (--redis-db, flushed
-   before and after); `manage.py migrate`; one platform token per client connection
-   (create_api_token).
+1. Its own PostgreSQL database (`safeguard_bench_hma`, or `…_tmp` without --workdir;
+   BENCH_DB_NAME to change) and Redis database (--redis-db, flushed before and after);
+   `manage.py migrate`; one platform token per client connection (create_api_token).
 2. An HMA bank `HMA_BENCH` with one PDQ list, filled with N synthetic hashes: seeded, uniformly
    random 256-bit codes with 1-3 neighbours of every even query planted at distances 0..31
    (bench_matching.make_data's recipe; never a real list), written by COPY as KnownHash rows.
@@ -27,8 +27,10 @@ keeps the database, the index and the tokens for --reuse):
    brute force over the same codes (ids and distances); exit 1 on any difference.
 6. Closed loop, --connections keep-alive clients (in --client-procs processes), each endpoint
    --rounds times for --seconds, alternating trivial/lookup so drift hits both: throughput,
-   and p50/p99 latency measured at the client. The result is lookups/s, and the ratio of
-   lookup to trivial throughput in the same run.
+   p50/p99 latency measured at the client, and the server's CPU per request (gunicorn's
+   processes and this database's PostgreSQL backends, from /proc). Then each endpoint over one
+   connection, for latency without queueing. The result is lookups/s, and the ratios of lookup
+   to trivial throughput and CPU per request in the same run.
 
 Only synthetic data; only 127.0.0.1 is contacted.
 """
@@ -565,6 +567,10 @@ def main() -> int:
 
     import redis
 
+    global DB_NAME
+    if args.workdir is None:
+        # A throw-away run must not drop the database a --workdir run keeps for --reuse.
+        DB_NAME = f"{DB_NAME}_tmp"
     redis_url = f"{REDIS_BASE}/{args.redis_db}"
     redis.Redis.from_url(redis_url).flushdb()
     tmp = args.workdir or Path(tempfile.mkdtemp(prefix="bench-hma-"))
@@ -622,6 +628,15 @@ def main() -> int:
                     f"errors {measured['errors']}  (load {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
+        # Latency without queueing: one connection, one request at a time.
+        single: dict[str, dict[str, Any]] = {}
+        for name, endpoint in (("trivial", ["/api/bench/trivial"]), ("raw_lookup", paths)):
+            single[name] = run_load(stack.port, keys[:1], endpoint, max(5.0, args.seconds / 3), 1)
+            print(
+                f"  one connection {name:>10}: p50 {single[name]['p50_ms']:.2f} ms  p99 "
+                f"{single[name]['p99_ms']:.2f} ms  ({single[name]['per_second']:.0f}/s)",
+                flush=True,
+            )
         summary = {}
         for name, runs in rounds.items():
             summary[name] = {
@@ -647,6 +662,7 @@ def main() -> int:
             build_seconds=build_seconds,
             mismatches=mismatches,
             rounds=rounds,
+            one_connection=single,
             summary=summary,
             ratio=ratio,
             cpu_ratio=cpu_ratio,

@@ -35,9 +35,6 @@ class BankView:
     bank: Bank | None
     lists: tuple[HashList, ...]
 
-    def list_for(self, algorithm: str) -> HashList | None:
-        return next((hl for hl in self.lists if hl.algorithm == algorithm), None)
-
 
 @dataclass(frozen=True)
 class SearchList:
@@ -199,13 +196,13 @@ def entries_live(ids: Iterable[int]) -> dict[int, EntryState]:
 
 
 # Every enabled list, with its bank, as last read by this process: (read at, lists).
-_searchable: tuple[float, list[SearchList]] = (0.0, [])
+_searchable: tuple[float | None, list[SearchList]] = (None, [])
 
 
 def searchable_lists_clear() -> None:
     """Forget the lists this process read (the next lookup reads them again)."""
     global _searchable
-    _searchable = (0.0, [])
+    _searchable = (None, [])
 
 
 def _searchable_read() -> list[SearchList]:
@@ -238,7 +235,7 @@ def lists_to_search(algorithms: Iterable[str], banks: set[str] | None = None) ->
     read_at, lists = _searchable
     now = time.monotonic()
     max_age = settings.HMA_LIST_CACHE_SECONDS
-    if max_age <= 0 or now - read_at >= max_age:
+    if read_at is None or max_age <= 0 or now - read_at >= max_age:
         lists = _searchable_read()
         _searchable = (now, lists)  # one assignment: threads see the old pair or the new one
     wanted = set(algorithms)
