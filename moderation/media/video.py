@@ -24,10 +24,13 @@ Animated GIF, WebP and PNG are hashed the same way from Pillow's frames: the fra
 Hostile files: decoding runs in a child process (:func:`hash_video_isolated`) with an address
 space limit, a CPU-time limit and a wall-clock timeout, so a decoder crash, a decompression bomb
 or an endless stream ends that child — never the worker — and becomes a :class:`VideoError`.
+The child is forked, one per file, by a long-lived decoder server (:class:`_DecoderServer`)
+that has the imports loaded, which saves an interpreter start per file (~0.2 s of CPU).
 Limits on duration, frames and pixels per frame are checked from the container's header before
 any frame is decoded.
 
-A library: no Django. ``python -m moderation.media.video FILE`` is the child's entry point.
+A library: no Django. ``python -m moderation.media.video --serve`` is the decoder server;
+``python -m moderation.media.video FILE --out DIR`` runs one child's work directly.
 """
 
 from __future__ import annotations
@@ -38,14 +41,18 @@ import itertools
 import json
 import os
 import resource
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image, ImageSequence
@@ -449,56 +456,203 @@ def hash_image_isolated(
 def _run_child(
     path: str | os.PathLike[str], limits: VideoLimits, extra: list[str]
 ) -> Iterator[Path]:
-    """Run ``python -m moderation.media.video PATH …`` with hard limits; yield its output
-    directory, or raise VideoError with the reason it failed."""
-    root = Path(__file__).resolve().parents[2]
+    """Decode ``path`` in a fresh child with hard limits (forked by a decoder server, see
+    :class:`_DecoderServer`); yield its output directory, or raise VideoError with the reason
+    it failed."""
     with tempfile.TemporaryDirectory(prefix="decode-") as workdir:
-        command = [
-            sys.executable,
-            "-m",
-            "moderation.media.video",
-            os.fspath(path),
-            "--out",
-            workdir,
-            "--limits",
-            json.dumps(asdict(limits)),
-            *extra,
-        ]
-        # A minimal environment: the decoder of a hostile file gets none of the worker's
-        # secrets (database URL, keys, credentials). One thread: the worker's core is the budget.
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": str(root),
-            "LANG": "C.UTF-8",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-        }
-        try:
-            result = subprocess.run(
-                command,
-                capture_output=True,
-                timeout=limits.timeout_seconds,
-                preexec_fn=lambda: _limit_child(limits),
-                env=env,
-                check=False,
-                start_new_session=True,  # a signal to the worker's process group skips it
-            )
-        except subprocess.TimeoutExpired:
-            raise VideoError(
-                f"decoding took longer than {limits.timeout_seconds:.0f} s and was stopped"
-            ) from None
+        argv = [os.fspath(path), "--out", workdir, "--limits", json.dumps(asdict(limits)), *extra]
+        returncode = _DecoderServer.run(argv, limits)
         out = Path(workdir)
-        if result.returncode != 0:
+        if returncode != 0:
             message = (out / "error.txt").read_text() if (out / "error.txt").exists() else ""
             if not message:
-                signal = -result.returncode if result.returncode < 0 else None
+                signum = -returncode if returncode < 0 else None
                 message = (
-                    f"the decoder was stopped by signal {signal} (a limit, or a crash)"
-                    if signal
+                    f"the decoder was stopped by signal {signum} (a limit, or a crash)"
+                    if signum
                     else "the decoder failed"
                 )
             raise VideoError(message[:500])
         yield out
+
+
+def _child_env() -> dict[str, str]:
+    """A minimal environment: the decoder of a hostile file gets none of the worker's secrets
+    (database URL, keys, credentials). One thread: the worker's core is the budget."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+class _ServerGone(Exception):
+    """The decoder server's input is closed: it had ended before the request was sent."""
+
+
+class _DecoderServer:
+    """A long-lived ``python -m moderation.media.video --serve`` process that forks one child
+    per file.
+
+    Why: starting a fresh interpreter and importing PyAV, numpy and Pillow costs ~0.2 s of CPU
+    per file (as much as hashing a 15 s clip). The server pays it once. It never opens a file
+    itself: for each request it ``fork()``s, and the child sets the same hard limits as
+    before (address space, CPU time, no core file), decodes the one file and exits. So every
+    file is still decoded in a fresh process that started from the same clean state, under
+    the minimal environment above, in the server's session (not the worker's); a crash, a
+    limit or a hostile file ends that child only, and the server reports its exit status.
+    The wall-clock timeout kills the server's whole process group (server and child) and a
+    new server is started for the next file; a server that stops answering is replaced too.
+    Servers are recycled after ``MAX_JOBS`` files, and each process (a forked worker too) has
+    its own: a server started by another process id is never used. A server exits at the end
+    of its input, i.e. when its worker exits.
+
+    Protocol, one JSON line each way: ``{"argv": [...], "limits": {...}}`` →
+    ``{"returncode": n, "cpu": seconds}`` (``returncode`` negative: the signal that ended the
+    child; ``cpu``: the child's user + system time, from ``wait4``).
+    """
+
+    MAX_JOBS = 500
+    _idle: ClassVar[list[_DecoderServer]] = []
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    last_cpu_seconds: ClassVar[float] = 0.0
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moderation.media.video", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_child_env(),
+            start_new_session=True,  # a signal to the worker's process group skips it
+        )
+        self.owner = os.getpid()
+        self.jobs = 0
+
+    @classmethod
+    def run(cls, argv: list[str], limits: VideoLimits) -> int:
+        """Run the child's ``argv`` on a server (an idle one, or a new one); its exit code."""
+        with cls._lock:
+            if any(idle.owner != os.getpid() for idle in cls._idle):
+                cls._idle = []  # a forked process: those are the parent's, left alone
+            server = cls._idle.pop() if cls._idle else None
+        if server is not None and server.process.poll() is not None:
+            server.kill()  # it died while idle
+            server = None
+        if server is None:
+            server = cls()
+        try:
+            try:
+                returncode, cpu = server._request(argv, limits)
+            except _ServerGone:  # it ended while idle: the file was never sent, so resend
+                server.kill()
+                server = cls()
+                returncode, cpu = server._request(argv, limits)
+        except _ServerGone:
+            server.kill()
+            raise VideoError("the decoder process could not be started") from None
+        except BaseException:
+            server.kill()
+            raise
+        cls.last_cpu_seconds = cpu
+        server.jobs += 1
+        if server.jobs >= cls.MAX_JOBS:
+            server.close()
+        else:
+            with cls._lock:
+                cls._idle.append(server)
+        return returncode
+
+    def _request(self, argv: list[str], limits: VideoLimits) -> tuple[int, float]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        request = json.dumps({"argv": argv, "limits": asdict(limits)}).encode() + b"\n"
+        try:
+            self.process.stdin.write(request)
+            self.process.stdin.flush()
+        except OSError:
+            raise _ServerGone from None
+        deadline = time.monotonic() + limits.timeout_seconds
+        fd, reply = self.process.stdout.fileno(), b""
+        while not reply.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise VideoError(
+                    f"decoding took longer than {limits.timeout_seconds:.0f} s and was stopped"
+                )
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise VideoError("the decoder process stopped unexpectedly")
+            reply += chunk
+        data = json.loads(reply)
+        return int(data["returncode"]), float(data["cpu"])
+
+    def kill(self) -> None:
+        """End the server and any child it is running (their own process group)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server: at the end of its input it exits."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
+        if self.owner == os.getpid():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+
+    @classmethod
+    def pid(cls) -> int | None:
+        """The idle server's process id (the benchmark reads its children's CPU time)."""
+        with cls._lock:
+            return cls._idle[-1].process.pid if cls._idle else None
+
+    @classmethod
+    def close_all(cls) -> None:
+        with cls._lock:
+            servers, cls._idle = cls._idle, []
+        for server in servers:
+            if server.owner == os.getpid():
+                server.close()
+
+
+def _serve() -> int:  # pragma: no cover - runs in the decoder server
+    """The decoder server's loop (see :class:`_DecoderServer`): the imports happen once, here;
+    each request is decoded by a forked child, never by this process."""
+    import av  # noqa: F401 — loaded once, shared copy-on-write by every child
+
+    register_formats()
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    for line in requests:
+        request = json.loads(line)
+        limits = VideoLimits(**request["limits"])
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                # The protocol pipes are the server's: the child reads and writes neither.
+                devnull = os.open(os.devnull, os.O_RDWR)
+                os.dup2(devnull, 0)
+                os.dup2(devnull, 1)
+                _limit_child(limits)
+                code = _child_main(request["argv"])
+            except MemoryError:
+                code = 3
+            except BaseException:  # noqa: BLE001 — any failure is this child's exit status
+                code = 1
+            finally:
+                os._exit(code)
+        _, status, usage = os.wait4(pid, 0)
+        reply = {
+            "returncode": os.waitstatus_to_exitcode(status),
+            "cpu": usage.ru_utime + usage.ru_stime,
+        }
+        replies.write(json.dumps(reply).encode() + b"\n")
+        replies.flush()
+    return 0
 
 
 def _child_main(argv: list[str]) -> int:  # pragma: no cover - runs in the child
@@ -550,5 +704,5 @@ def iter_frames_json(result: VideoHashes) -> Iterator[dict[str, Any]]:
         yield asdict(frame)
 
 
-if __name__ == "__main__":  # pragma: no cover - the child process
-    sys.exit(_child_main(sys.argv[1:]))
+if __name__ == "__main__":  # pragma: no cover - the decoder server, or a one-off child
+    sys.exit(_serve() if sys.argv[1:] == ["--serve"] else _child_main(sys.argv[1:]))

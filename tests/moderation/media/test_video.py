@@ -5,7 +5,11 @@ No Django: these run on the media library alone.
 
 from __future__ import annotations
 
+import os
+import signal
 import struct
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -19,6 +23,7 @@ from moderation.media.video import (
     FrameHash,
     VideoError,
     VideoLimits,
+    _DecoderServer,
     _gop_tails,
     hash_animation,
     hash_video,
@@ -172,6 +177,85 @@ class HostileVideoTests:
     def test_the_isolated_child_returns_what_the_library_returns(self, clip: Path) -> None:
         here, child = hash_video(clip), hash_video_isolated(clip)
         assert child.frames == here.frames and child.thumbnails == here.thumbnails
+
+
+def _decoder_children(server: int, timeout: float = 10.0) -> list[int]:
+    """The decoder server's forked children, once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+        if text:
+            return [int(pid) for pid in text]
+        time.sleep(0.02)
+    raise AssertionError("the decoder server forked no child")
+
+
+class DecoderServerTests:
+    """hash_video_isolated's children are forked by a long-lived decoder server (no interpreter
+    start per file); each file still gets a fresh limited process, and failures stay there."""
+
+    def test_files_are_decoded_by_children_of_one_server_without_the_workers_secrets(
+        self, clip: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("DATABASE_URL", "postgres://secret@db/x")
+        _DecoderServer.close_all()  # a server started after the secret was set
+        first = hash_video_isolated(clip)
+        server = _DecoderServer.pid()
+        assert server is not None
+        environ = Path(f"/proc/{server}/environ").read_bytes()
+        assert b"DATABASE_URL" not in environ and b"SECRET_KEY" not in environ
+        assert os.getpgid(server) == server  # its own process group: the worker's signals skip it
+        assert hash_video_isolated(clip).frames == first.frames
+        assert _DecoderServer.pid() == server  # reused, not restarted
+
+    def test_a_killed_child_is_a_clear_error_and_the_server_carries_on(
+        self, clip: Path, tmp_path: Path
+    ) -> None:
+        hash_video_isolated(clip)
+        server = _DecoderServer.pid()
+        assert server is not None
+        fifo = tmp_path / "never-written.mp4"
+        os.mkfifo(fifo)  # the child blocks opening it, until killed
+        errors: list[BaseException] = []
+
+        def hash_fifo() -> None:
+            try:
+                hash_video_isolated(fifo)
+            except BaseException as exc:  # noqa: BLE001 — collected for the assertion
+                errors.append(exc)
+
+        thread = threading.Thread(target=hash_fifo)
+        thread.start()
+        (child,) = _decoder_children(server)
+        os.kill(child, signal.SIGKILL)
+        thread.join(timeout=30)
+        assert len(errors) == 1 and isinstance(errors[0], VideoError)
+        assert "stopped by signal 9" in str(errors[0])
+        assert hash_video_isolated(clip).frames == hash_video(clip).frames
+        assert _DecoderServer.pid() == server
+
+    def test_a_server_that_died_while_idle_is_replaced(self, clip: Path) -> None:
+        expected = hash_video_isolated(clip).frames
+        server = _DecoderServer.pid()
+        assert server is not None
+        os.kill(server, signal.SIGKILL)
+        while Path(f"/proc/{server}/status").read_text().find("State:\tZ") < 0:
+            time.sleep(0.01)  # a zombie: dead, not yet reaped
+        assert hash_video_isolated(clip).frames == expected
+        assert _DecoderServer.pid() not in (None, server)
+
+    def test_a_timeout_kills_the_server_and_the_next_file_gets_a_new_one(
+        self, clip: Path, tmp_path: Path
+    ) -> None:
+        hash_video_isolated(clip)
+        server = _DecoderServer.pid()
+        fifo = tmp_path / "stalled.mp4"
+        os.mkfifo(fifo)
+        with pytest.raises(VideoError, match="longer than"):
+            hash_video_isolated(fifo, limits=VideoLimits(timeout_seconds=0.5))
+        assert not Path(f"/proc/{server}").exists()  # killed and reaped, with its child
+        assert hash_video_isolated(clip).frames == hash_video(clip).frames
+        assert _DecoderServer.pid() not in (None, server)
 
 
 class GopTailTests:
