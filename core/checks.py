@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 
 def _is_within(child: Path, parent: Path) -> bool:
@@ -78,6 +78,41 @@ def check_video_timeout(app_configs: Any, **kwargs: Any) -> list[Error]:
                 f"CELERY_VISIBILITY_TIMEOUT ({visibility}).",
                 hint="Otherwise a video still being decoded is handed to a second worker.",
                 id="safeguard.E010",
+            )
+        ]
+    return []
+
+
+@register(Tags.security)
+def check_evidence_master_keys(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Evidence is encrypted at rest with master keys from the environment. A malformed entry
+    refuses to start; running without DEBUG on the generated key file is warned about."""
+    from core.evidence_crypto import parse_master_keys
+
+    configured = (settings.SAFEGUARD_EVIDENCE_MASTER_KEYS or "").strip()
+    if configured:
+        try:
+            keys = parse_master_keys(configured)
+        except ValueError as exc:
+            return [
+                Error(
+                    f"SAFEGUARD_EVIDENCE_MASTER_KEYS: {exc}.",
+                    hint="Entries are 'id:base64url(32 bytes)', comma separated; "
+                    "`manage.py rotate_evidence_keys --generate` prints one.",
+                    id="safeguard.E020",
+                )
+            ]
+        if not keys:
+            return [Error("SAFEGUARD_EVIDENCE_MASTER_KEYS has no key.", id="safeguard.E020")]
+        return []
+    if not settings.DEBUG:
+        return [
+            Warning(
+                "Evidence is encrypted with a master key generated into "
+                f"{settings.SAFEGUARD_EVIDENCE_KEY_FILE}, on the application's own disk.",
+                hint="Set SAFEGUARD_EVIDENCE_MASTER_KEYS from a secret store kept apart from "
+                "the evidence and its backups (docs/THREAT_MODEL.md).",
+                id="safeguard.W020",
             )
         ]
     return []

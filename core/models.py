@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -117,3 +118,61 @@ class ApiToken(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class EvidenceKey(models.Model):
+    """The data key of one encrypted evidence file (core.evidence_crypto), wrapped by a master
+    key. The file's header names this row; the key itself never touches the evidence store, so
+    shredding the row (retention purge) leaves every copy of the file made since unreadable.
+    A database backup taken *before* the purge still holds the wrapped key: with the master
+    key, it can decrypt that copy until the backup expires or the master key is retired
+    (docs/THREAT_MODEL.md, README "Backups and restore")."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The evidence file's storage name (for operators and the purge); the header is what binds.
+    name = models.CharField(max_length=200, blank=True, db_index=True)
+    # Which master key wrapped it (SAFEGUARD_EVIDENCE_MASTER_KEYS): rotation re-wraps rows
+    # whose id is not the current one.
+    master_key_id = models.CharField(max_length=64, db_index=True)
+    # 12-byte nonce + AES-256-GCM(master, data key) + tag; empty once shredded.
+    wrapped = models.BinaryField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    rewrapped_at = models.DateTimeField(null=True, blank=True)
+    shredded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        state = "shredded" if self.shredded_at else f"wrapped by {self.master_key_id}"
+        return f"Evidence key {self.pk} ({state})"
+
+
+class EnrolmentLink(models.Model):
+    """Permission, issued by an admin (or by accepting an invitation), for a lead or admin to
+    enrol a second factor: a password alone must not be enough to bind an authenticator to an
+    account that can see every case. One-time and expiring; only the token's SHA-256 is kept.
+    Redeemed by the person, logged in, in one session — which then may enrol, once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolment_links"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Enrolment link for {self.user_id} (until {self.expires_at:%Y-%m-%d %H:%M})"

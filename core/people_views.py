@@ -14,15 +14,19 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.contrib.auth.forms import SetPasswordForm
+from django.db import transaction
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from .enrolment import enrolment_grant_from_invitation, enrolment_link_issue, enrolment_needs_link
 from .errors import DomainError
 from .forms import ConfirmForm, InviteForm, ResetTwoFactorForm, RoleForm
+from .lockout import login_lockouts, login_unlock
 from .models import ApiToken, AuditEvent
 from .pages import refusal_redirects_to
 from .people import (
@@ -110,6 +114,8 @@ def detail(request: HttpRequest, username: str) -> HttpResponse:
             "role_form": RoleForm(initial={"role": next(iter(roles)) if len(roles) == 1 else ""}),
             "role_names": ROLE_NAMES,
             "two_factor_enrolled": two_factor_enrolled(person),
+            "enrolment_needs_link": enrolment_needs_link(person),
+            "lockouts": login_lockouts(person),
             "is_self": person.pk == request.user.pk,
             "tokens": ApiToken.objects.filter(user=person).order_by("-created_at"),
             "history": history.order_by("-id")[:_HISTORY],
@@ -179,6 +185,33 @@ def reset_two_factor(request: HttpRequest, username: str) -> HttpResponse:
     return redirect("core:person", username=username)
 
 
+@require_POST
+@permission_required("auth.change_user", raise_exception=True)
+@refusal_redirects_to("core:person", "username")
+def unlock(request: HttpRequest, username: str) -> HttpResponse:
+    """Clear a person's failed logins (axes lockouts and the soft limit); audited."""
+    person = _get_person(username)
+    login_unlock(actor=request.user, person=person, reason=request.POST.get("reason", ""))
+    messages.success(request, f"{person.get_username()} can log in again from anywhere.")
+    return redirect("core:person", username=username)
+
+
+@never_cache
+@require_POST
+@permission_required("auth.change_user", raise_exception=True)
+@refusal_redirects_to("core:person", "username")
+def issue_enrolment_link(request: HttpRequest, username: str) -> HttpResponse:
+    """A one-time link with which a lead or admin sets up their authenticator (shown once)."""
+    person = _get_person(username)
+    link, token = enrolment_link_issue(actor=request.user, person=person)
+    url = request.build_absolute_uri(reverse("core:enrolment_link", args=[token]))
+    return render(
+        request,
+        "core/person_enrolment_link.html",
+        {"nav": "people", "person": person, "link": link, "url": url},
+    )
+
+
 @never_cache
 @require_POST
 @permission_required("auth.add_user", raise_exception=True)
@@ -222,6 +255,10 @@ def set_password(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
             _form_error(form, exc)
         else:
             request.session.pop(_INVITATION_SESSION_KEY, None)
+            # The admin's invitation is this person's enrolment link too: after logging in,
+            # this browser may set up their authenticator.
+            with transaction.atomic():
+                enrolment_grant_from_invitation(person=person, session=request.session)
             messages.success(request, "Your password is set. Log in with it now.")
             return redirect("core:login")
     return render(request, "core/set_password.html", {"form": form, "person": person})

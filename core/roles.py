@@ -23,7 +23,6 @@ _MODERATOR_PERMS = {
     "moderation.reveal_media",
     "moderation.view_flag",
     "moderation.view_match",
-    "moderation.view_hashlist",
     "moderation.view_case",
     "moderation.claim_case",
     "moderation.decide_case",
@@ -38,6 +37,9 @@ _LEAD_PERMS = _MODERATOR_PERMS | {
     "moderation.view_escalation",
     "moderation.view_reveal",
     "moderation.view_knownhash",
+    # Hash lists, their provenance and import progress are the leads' to manage: a moderator
+    # sees which list matched on the case itself and needs nothing more (probe finding, #20).
+    "moderation.view_hashlist",
     "core.view_auditevent",
     "reports.*",
     # Destinations are configured by admins; leads pick them (view only).

@@ -19,6 +19,13 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .audit import audit_record
+from .enrolment import (
+    EnrolmentRefused,
+    enrolment_grant_consume,
+    enrolment_granted,
+    enrolment_link_check,
+    enrolment_link_redeem,
+)
 
 RECOVERY_CODES = 10
 
@@ -68,10 +75,22 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     user = request.user
     confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).first()
     if confirmed is None:
+        if not enrolment_granted(user=user, session=request.session):
+            # A lead's or admin's authenticator is bound only through an admin-issued link
+            # (core.enrolment): no secret is generated or shown before that.
+            return render(
+                request,
+                "registration/two_factor_needs_link.html",
+                {"pending_second_factor": True},
+                status=403,
+            )
         device = two_factor_enrol(user=user)
         if request.method == "POST":
             locked_for = _locked_for(device)
-            codes = two_factor_confirm(device=device, token=request.POST.get("token", ""))
+            with transaction.atomic():
+                codes = two_factor_confirm(device=device, token=request.POST.get("token", ""))
+                if codes is not None:
+                    enrolment_grant_consume(user=user, session=request.session)
             if codes is not None:
                 _second_factor_login(request, device)
                 return render(
@@ -121,6 +140,31 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         request,
         "registration/two_factor_verify.html",
         {"next": _next(request), "pending_second_factor": True},
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def enrolment_link(request: HttpRequest, token: str) -> HttpResponse:
+    """An admin-issued enrolment link: shown with a button (link scanners that prefetch a GET
+    must not spend it), redeemed by POST for the logged-in person it was issued to."""
+    try:
+        if request.method == "POST":
+            enrolment_link_redeem(user=request.user, token=token, session=request.session)
+            messages.success(request, "Link accepted: set up your authenticator now.")
+            return redirect("core:two_factor")
+        link = enrolment_link_check(user=request.user, token=token)
+    except EnrolmentRefused as exc:
+        return render(
+            request,
+            "registration/two_factor_enrolment_link.html",
+            {"refused": exc.message, "pending_second_factor": True},
+            status=404,
+        )
+    return render(
+        request,
+        "registration/two_factor_enrolment_link.html",
+        {"link": link, "pending_second_factor": True},
     )
 
 

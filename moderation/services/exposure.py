@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -15,7 +15,12 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import DomainError
-from moderation.media.hashing import file_digests
+from core.evidence_crypto import (
+    EvidenceCryptoError,
+    EvidenceReader,
+    evidence_open,
+    evidence_sha256,
+)
 from moderation.models import Case, Decision, ExposureLift, Media, MediaFrame, Reveal
 
 
@@ -247,7 +252,7 @@ def reveal_grants_view(
     return recent.filter(Q(frame=frame) | Q(frame__isnull=True)).exists()
 
 
-def media_open_for_view(*, media: Media, user: Any) -> BinaryIO:
+def media_open_for_view(*, media: Media, user: Any) -> EvidenceReader:
     """Open a media file for the audited media view, for a user who may see its case.
 
     Refused (MediaWithheld) when the bytes were purged, when the user has not revealed it in
@@ -274,8 +279,20 @@ def media_open_for_view(*, media: Media, user: Any) -> BinaryIO:
     if reveal is None:
         raise MediaWithheld("Reveal this media with a reason first")
     if reveal.viewed_at is None:
-        if file_digests(media.file.path)[0] != media.sha256:
-            audit_record(actor=user, verb="media.custody_mismatch", obj=media, data={})
+        # Decrypting authenticates every chunk (GCM); the plaintext must still hash to the
+        # custody SHA-256 taken at intake.
+        try:
+            problem = (
+                None
+                if evidence_sha256(media.file.path) == media.sha256
+                else "the stored bytes no longer hash to the custody SHA-256"
+            )
+        except (EvidenceCryptoError, OSError) as exc:
+            problem = str(exc)[:500]
+        if problem is not None:
+            audit_record(
+                actor=user, verb="media.custody_mismatch", obj=media, data={"problem": problem}
+            )
             raise MediaWithheld("Evidence integrity check failed; the incident was logged")
         with transaction.atomic():
             # Conditional: two first requests at once audit one view.
@@ -288,10 +305,17 @@ def media_open_for_view(*, media: Media, user: Any) -> BinaryIO:
                     obj=media,
                     data={"case": media.item.case_id, "reveal": reveal.pk},
                 )
-    return media.file.open("rb")
+    return _open_evidence(media.file.path)
 
 
-def media_frame_open_for_view(*, frame: MediaFrame, user: Any) -> BinaryIO:
+def _open_evidence(path: str) -> EvidenceReader:
+    try:
+        return evidence_open(path)
+    except (EvidenceCryptoError, OSError) as exc:
+        raise MediaWithheld("This evidence cannot be read; the incident was logged") from exc
+
+
+def media_frame_open_for_view(*, frame: MediaFrame, user: Any) -> EvidenceReader:
     """Open a contact-sheet frame (a small JPEG derived from a video) for the audited frame
     view, for a user who may see its case and revealed it just now. Every view is audited."""
     media = frame.media
@@ -299,10 +323,22 @@ def media_frame_open_for_view(*, frame: MediaFrame, user: Any) -> BinaryIO:
         raise MediaWithheld("This evidence was deleted under the retention policy")
     if not reveal_grants_view(media=media, user=user, frame=frame):
         raise MediaWithheld("Reveal this frame with a reason first")
+    handle = _open_evidence(frame.thumbnail.path)
+    try:
+        # A thumbnail is small: authenticate all of it before anything is sent.
+        while handle.read(1024 * 1024):
+            pass
+        handle.seek(0)
+    except EvidenceCryptoError as exc:
+        handle.close()
+        audit_record(
+            actor=user, verb="media.custody_mismatch", obj=media, data={"frame": frame.frame}
+        )
+        raise MediaWithheld("Evidence integrity check failed; the incident was logged") from exc
     audit_record(
         actor=user,
         verb="media.frame_viewed",
         obj=media,
         data={"case": media.item.case_id, "frame": frame.frame, "timestamp": frame.timestamp},
     )
-    return frame.thumbnail.open("rb")
+    return handle

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import WORKER, Actor, audit_record
+from core.evidence_crypto import evidence_keys_shred
 from moderation.models import Case, LegalHold, Media, MediaFrame, PurgeReceipt
 
 
@@ -48,6 +49,9 @@ def case_is_held(case_id: int, *, now: datetime | None = None) -> bool:
 def media_delete(*, media: Media, actor: Actor, reason: str) -> PurgeReceipt:
     """Delete one evidence file (bytes only; hashes and metadata stay) and write a receipt.
 
+    The file's data keys are destroyed in the same transaction (crypto-shredding; the audit
+    event lists them), then the bytes are unlinked after commit.
+
     Refused while the media's case is under a legal hold.
     """
     case_id = media.item.case_id
@@ -58,25 +62,37 @@ def media_delete(*, media: Media, actor: Actor, reason: str) -> PurgeReceipt:
         if locked.purged_at is not None:
             return PurgeReceipt.objects.filter(media_id_ref=locked.pk).latest("deleted_at")
         path = Path(locked.file.path)
+        Media.objects.filter(pk=locked.pk).update(purged_at=timezone.now())
+        # Frames of a video are derived imagery: their thumbnails go with the file (their
+        # hashes stay, like the file's).
+        frames = MediaFrame.objects.filter(media=locked).exclude(thumbnail="")
+        thumbnail_names = [f.thumbnail.name for f in frames]
+        thumbnails = [Path(f.thumbnail.path) for f in frames]
+        # Crypto-shred, in this transaction: the data keys go with the receipt, so every copy
+        # of these files made since (a failed unlink, a snapshot) is unreadable ciphertext.
+        shredded = evidence_keys_shred(
+            names=[locked.file.name, *thumbnail_names], paths=[path, *thumbnails]
+        )
         receipt = PurgeReceipt.objects.create(
             media_id_ref=locked.pk,
             case_id_ref=case_id,
             sha256=locked.sha256,
             size=locked.size,
             reason=reason[:300],
+            keys_shredded=shredded,
         )
-        Media.objects.filter(pk=locked.pk).update(purged_at=timezone.now())
+        frames.update(thumbnail="")
         audit_record(
             actor=actor,
             verb="media.purged",
             obj=locked,
-            data={"sha256": locked.sha256, "reason": reason[:300], "receipt": receipt.pk},
+            data={
+                "sha256": locked.sha256,
+                "reason": reason[:300],
+                "receipt": receipt.pk,
+                "keys_shredded": shredded,
+            },
         )
-        # Frames of a video are derived imagery: their thumbnails go with the file (their
-        # hashes stay, like the file's).
-        frames = MediaFrame.objects.filter(media=locked).exclude(thumbnail="")
-        thumbnails = [Path(f.thumbnail.path) for f in frames]
-        frames.update(thumbnail="")
 
         def _delete_bytes() -> None:
             path.unlink(missing_ok=True)

@@ -4,9 +4,8 @@ reassign, restrict."""
 
 from __future__ import annotations
 
-import os
 import re
-from typing import Any, BinaryIO
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -17,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from core.evidence_crypto import EvidenceReader
 from core.pages import refusal_as_json, refusal_redirects_to
 from core.roles import is_lead
 from moderation.forms import DecisionForm
@@ -175,12 +175,12 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 def _evidence_response(
-    handle: BinaryIO, content_type: str, request: HttpRequest | None = None
+    handle: EvidenceReader, content_type: str, request: HttpRequest | None = None
 ) -> HttpResponse:
     """Evidence bytes for the page to show and forget: never cached, never sniffed as another
     type, shown inline, and sandboxed if opened as a document of its own. A single byte range
     is served as 206, so a video player can seek without fetching the whole file again."""
-    size = os.fstat(handle.fileno()).st_size
+    size = handle.size  # of the plaintext: the reader decrypts only the chunks asked for
     wanted = _byte_range(request.headers.get("Range", ""), size) if request else None
     response: HttpResponse
     if wanted is None:

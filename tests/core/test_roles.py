@@ -26,6 +26,7 @@ class RoleTests:
         } <= perms
         assert "moderation.view_all_cases" not in perms
         assert "moderation.add_hashlist" not in perms
+        assert "moderation.view_hashlist" not in perms  # leads' business (#20 probe finding)
         assert not any(p.startswith("reports.") for p in perms)
 
     def test_leads_see_every_case_and_the_audit_log(self) -> None:

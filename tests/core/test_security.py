@@ -18,6 +18,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from core.audit import SystemActor
+from core.enrolment import enrolment_link_issue
+from core.evidence_crypto import master_key_line
 from core.models import ApiToken
 from core.services import api_token_create, api_token_revoke
 from tests.conftest import PASSWORD, client_for, verified_device
@@ -40,6 +42,12 @@ class TwoFactorTests:
         _login(client, "lead1")
         response = client.get("/escalations/")
         assert response.status_code == 302 and "/account/2fa/" in response["Location"]
+        # A password alone binds no authenticator to a lead: an admin's enrolment link does.
+        refused = client.get("/account/2fa/?next=/escalations/")
+        assert refused.status_code == 403 and "enrolment link" in refused.content.decode()
+        assert not TOTPDevice.objects.filter(user=lead).exists()
+        _, token = enrolment_link_issue(actor=SystemActor("test admin"), person=lead)
+        client.post(f"/account/2fa/enrol/{token}")
         page = client.get("/account/2fa/?next=/escalations/").content.decode()
         assert "Set up two-factor authentication" in page and "<svg" in page
         assert 'aria-label="Main"' not in page  # no console nav before the second factor
@@ -150,6 +158,8 @@ class DeployCheckTests:
                 "SECURE_SSL_REDIRECT": "true",
                 "ALLOWED_HOSTS": "safeguard.example.org",
                 "SAFEGUARD_VAR_DIR": str(tmp_path),
+                # Evidence master keys from a secret store (without: safeguard.W020).
+                "SAFEGUARD_EVIDENCE_MASTER_KEYS": master_key_line("prod-1"),
             }
         )
         result = subprocess.run(
@@ -162,6 +172,16 @@ class DeployCheckTests:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "no issues" in result.stdout
+        del env["SAFEGUARD_EVIDENCE_MASTER_KEYS"]
+        warned = subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert warned.returncode != 0 and "safeguard.W020" in warned.stderr
 
 
 @pytest.mark.django_db

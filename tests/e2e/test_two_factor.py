@@ -11,6 +11,8 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
+from core.audit import SystemActor
+from core.enrolment import enrolment_link_issue
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -28,6 +30,14 @@ class EnrolmentTests:
         expect(page.get_by_role("heading", name="Set up two-factor authentication")).to_be_visible()
         expect(page.get_by_role("navigation", name="Main")).to_have_count(0)
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        # A password alone does not bind an authenticator to a lead: an admin's link does.
+        expect(page.get_by_text("enrolment link")).not_to_have_count(0)
+        assert not TOTPDevice.objects.filter(user=lead).exists()
+        _, token = enrolment_link_issue(actor=SystemActor("test admin"), person=lead)
+        page.goto(f"{live_server.url}/account/2fa/enrol/{token}")
+        page.get_by_role("button", name="Set up my authenticator").click()
+        page.wait_for_url("**/account/2fa/")
+        expect(page.get_by_label("Code from your app")).to_be_visible()
 
         device = TOTPDevice.objects.get(user=lead, confirmed=False)
         code = totp(device.bin_key, device.step, device.t0, device.digits, device.drift)

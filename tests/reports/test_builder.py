@@ -15,6 +15,7 @@ from pypdf import PdfReader
 
 from core.audit import SystemActor
 from core.checkpoints import checkpoint_parse
+from core.evidence_crypto import evidence_read_bytes
 from moderation.media.synthetic import synthetic_jpeg, synthetic_png, write_synthetic_video
 from moderation.media.video import hash_video, vpdq_format
 from moderation.models import Media, Reveal
@@ -285,7 +286,7 @@ class NoImagesTests:
         self, moderator: Any, lead: Any, lead2: Any, django_capture_on_commit_callbacks: Any
     ) -> None:
         packet = ready_packet(moderator, lead, lead2, django_capture_on_commit_callbacks)
-        raw = Path(Media.objects.get().file.path).read_bytes()
+        raw = evidence_read_bytes(Media.objects.get().file.path)
         data = download(client_for(lead), packet)
         assert raw[:256] not in data
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -330,8 +331,8 @@ class NoImagesTests:
             "pdq": frames[1].pdq,
         }
         assert document["items"][0]["matches"][0]["segments"][0]["query_start"] == 0.0
-        thumbnails = [Path(f.thumbnail.path).read_bytes() for f in media.frames.all()]
-        raw = Path(media.file.path).read_bytes()
+        thumbnails = [evidence_read_bytes(f.thumbnail.path) for f in media.frames.all()]
+        raw = evidence_read_bytes(media.file.path)
         for name in archive.namelist():
             content = archive.read(name)
             assert not looks_like_media(content), name

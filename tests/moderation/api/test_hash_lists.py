@@ -1,4 +1,5 @@
-"""The hash-lists API: admins create lists, upload CSVs and poll progress; moderators read."""
+"""The hash-lists API: admins create lists, upload CSVs and poll progress; leads read;
+moderators get 403."""
 
 from __future__ import annotations
 
@@ -48,8 +49,12 @@ class HashListApiTests:
         assert response.status_code == 400
         assert "out of range" in str(response.json()["error"])
 
-    def test_moderators_read_but_cannot_create(self, moderator: Any, outsider: Any) -> None:
-        assert client_for(moderator).get("/api/v1/hash-lists").status_code == 200
+    def test_moderators_neither_list_nor_create(
+        self, moderator: Any, lead: Any, outsider: Any
+    ) -> None:
+        # Probe finding (#20): hash lists and import progress are the leads' business.
+        assert client_for(moderator).get("/api/v1/hash-lists").status_code == 403
+        assert client_for(lead).get("/api/v1/hash-lists").status_code == 200
         assert (
             client_for(moderator)
             .post("/api/v1/hash-lists", {"name": "n", "algorithm": "md5"}, format="json")

@@ -4,13 +4,13 @@ no page or API response carries media bytes except that audited media view."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
+from core.evidence_crypto import evidence_read_bytes
 from core.models import AuditEvent
 from moderation.models import Case, Decision, Reveal
 from moderation.services.exposure import exposure_for, exposure_lift
@@ -65,7 +65,7 @@ class RevealTests:
         response = client.get(body["url"])
         assert response.status_code == 200
         assert {"no-store", "private"} <= set(response["Cache-Control"].replace(" ", "").split(","))
-        assert b"".join(response.streaming_content) == Path(media.file.path).read_bytes()
+        assert b"".join(response.streaming_content) == evidence_read_bytes(media.file.path)
         verbs = list(AuditEvent.objects.values_list("verb", flat=True))
         assert "media.revealed" in verbs and "media.viewed" in verbs
         settings.SAFEGUARD_REVEAL_WINDOW_SECONDS = 0
@@ -147,7 +147,7 @@ class NoMediaLeavesTheSystemTests:
     ) -> None:
         case, media = make_claimed_image_case(moderator)
         make_item(kind="text")
-        raw = Path(media.file.path).read_bytes()
+        raw = evidence_read_bytes(media.file.path)
         responses = []
         for user in (moderator, lead, admin_user):
             client = client_for(user)

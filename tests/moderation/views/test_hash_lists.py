@@ -70,5 +70,6 @@ class HashListConsoleTests:
             )
             assert client.post(f"/hash-lists/{hl.pk}/import", {}).status_code == 403
         assert client_for(outsider).get("/hash-lists/").status_code == 403
+        assert client_for(moderator).get("/hash-lists/").status_code == 403  # leads' page (#20)
         assert client_for(lead).get("/hash-lists/").status_code == 200
         assert not HashList.objects.filter(name="Y").exists()

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from core.audit import SystemActor
+from core.evidence_crypto import evidence_read_bytes
 from core.models import AuditEvent
 from moderation.media.synthetic import write_synthetic_video
 from moderation.media.video import hash_video, vpdq_format
@@ -166,7 +167,7 @@ class FrameRevealTests:
 
         response = client.get(body["url"])
         assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
-        assert _body(response) == Path(frame.thumbnail.path).read_bytes()
+        assert _body(response) == evidence_read_bytes(frame.thumbnail.path)
         assert {"no-store", "private"} <= set(response["Cache-Control"].replace(" ", "").split(","))
         assert response["X-Content-Type-Options"] == "nosniff"
         assert response["Content-Disposition"] == "inline"
@@ -285,7 +286,7 @@ class VideoPlayerTests:
         response = client.get(body["url"])
         assert response.status_code == 200 and response["Content-Type"] == "video/mp4"
         assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
-        assert _body(response) == Path(media.file.path).read_bytes()
+        assert _body(response) == evidence_read_bytes(media.file.path)
         assert client_for(outsider).get(body["url"]).status_code == 403
         # Having seen the whole video, its contact-sheet frames open too (no extra reveal).
         frame = _sheet(media)[0]
@@ -297,7 +298,7 @@ class VideoPlayerTests:
         case, media = _video(videos["six"])
         client = client_for(moderator)
         url = _reveal(client, case, media, reason="need the motion").json()["url"]
-        data = Path(media.file.path).read_bytes()
+        data = evidence_read_bytes(media.file.path)
         whole = client.get(url)
         assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
         assert _body(whole) == data
