@@ -2,8 +2,18 @@
 + Redis, driven over HTTP by intake clients and moderator clients.
 
     python benchmarks/load.py                  # 60 s, 4 intake clients, 16 moderators
-    python benchmarks/load.py --short          # ~15 s, 2 intake, 4 moderators (CI smoke test)
+    python benchmarks/load.py --short          # ~15 s, 2 intake, 4 moderators (CI smoke test;
+                                               # one intake client one by one, one in batches)
     python benchmarks/load.py --seconds 120 --intake 8 --moderators 32
+    python benchmarks/load.py --batch 100      # intake through POST /api/v1/items/batch
+    python benchmarks/load.py --compare --baseline-ref 8458cda --moderators 0 --seconds 30
+        # back to back on fresh stacks: one by one at the commit before issue 19 (baseline),
+        # one by one now, batches of 100 now; prints each figure with its ratio to the first
+
+Every run ends with per-item figures over load + drain: items/s, CPU milliseconds per item for
+gunicorn (web) and the Celery worker and the stack's PostgreSQL backends (from /proc),
+transactions per item (pg_stat_database) and intake -> hashed p50/p95/p99. Queries per item are
+counted exactly, in one process, by benchmarks/profile_intake.py.
 
 What it does (everything is created here and removed again, also on Ctrl-C / SIGTERM):
 
@@ -221,25 +231,90 @@ class Client:
 def multipart(
     fields: dict[str, str], file_field: str, filename: str, data: bytes
 ) -> tuple[bytes, str]:
+    return multipart_files(fields, [(file_field, filename, data)])
+
+
+def multipart_files(
+    fields: dict[str, str], files: list[tuple[str, str, bytes]]
+) -> tuple[bytes, str]:
     boundary = "----sgload" + uuid.uuid4().hex
     parts: list[bytes] = []
     for name, value in fields.items():
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         )
-    parts.append(
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
-            f'filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n'
-        ).encode()
-        + data
-        + b"\r\n"
-    )
+    for file_field, filename, data in files:
+        parts.append(
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; '
+                f'filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 # --- Clients ----------------------------------------------------------------------------------
+
+
+def batch_intake_client(
+    idx: int,
+    port: int,
+    token: str,
+    images: list[bytes],
+    run_id: str,
+    deadline: float,
+    stop: threading.Event,
+    max_requests: int,
+    stats: Stats,
+    shared: float,
+    batch: int,
+) -> None:
+    """The same mix as `intake_client` (half JPEGs, half JSON text), `batch` items per
+    POST /api/v1/items/batch (multipart: the items as JSON plus one file part per image)."""
+    rng = random.Random(1000 + idx)
+    client = Client(port, token, stats)
+    endpoint = f"POST /api/v1/items/batch ({batch} items)"
+    try:
+        for r in range(max_requests):
+            if stop.is_set() or time.monotonic() >= deadline:
+                break
+            items: list[dict[str, Any]] = []
+            files: list[tuple[str, str, bytes]] = []
+            for k in range(batch):
+                n = r * batch + k
+                entry: dict[str, Any] = {"source": SOURCE, "external_id": f"{run_id}-{idx}-{n}"}
+                if rng.random() < 0.5:
+                    part = f"f{k}"
+                    files.append(
+                        (part, f"load-{idx}-{n}.jpg", images[(idx * 7919 + n) % len(images)])
+                    )
+                    entry.update(kind="image", media=part)
+                else:
+                    entry.update(
+                        kind=rng.choice(("text", "message")), text=rng.choice(TEXTS).format(n=n)
+                    )
+                    if rng.random() < shared:
+                        entry["subject_account_id"] = f"acct-{rng.randrange(SHARED_SUBJECTS)}"
+                items.append(entry)
+            body, ctype = multipart_files({"items": json.dumps(items)}, files)
+            status, data = client.call(
+                endpoint, "POST", "/api/v1/items/batch", body, ctype, ok=(200,)
+            )
+            if status != 200:
+                continue
+            for result, entry in zip(json.loads(data)["results"], items, strict=True):
+                if result["status"] != 201:
+                    stats.error(f"{endpoint}: item {result['index']} -> {result}")
+                    continue
+                item_id = result["item"]["id"]
+                stats.accepted[item_id] = entry["external_id"]
+                if "media" in entry:
+                    stats.media_ids.append(item_id)
+    finally:
+        client.close()
 
 
 def intake_client(
@@ -253,7 +328,13 @@ def intake_client(
     max_requests: int,
     stats: Stats,
     shared: float,
+    batch: int = 0,
 ) -> None:
+    if batch:
+        batch_intake_client(
+            idx, port, token, images, run_id, deadline, stop, max_requests, stats, shared, batch
+        )
+        return
     rng = random.Random(1000 + idx)
     client = Client(port, token, stats)
     try:
@@ -386,8 +467,15 @@ class Stack:
     """The subprocesses of one run; `stop()` always terminates every one of them."""
 
     def __init__(
-        self, tmp: Path, redis_url: str, web_workers: int, web_threads: int, worker_concurrency: int
+        self,
+        tmp: Path,
+        redis_url: str,
+        web_workers: int,
+        web_threads: int,
+        worker_concurrency: int,
+        root: Path = ROOT,
     ) -> None:
+        self.root = root
         self.tmp = tmp
         self.port = free_port()
         self.web_workers = web_workers
@@ -428,7 +516,7 @@ class Stack:
     def manage(self, *args: str, timeout: float = 300) -> str:
         proc = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             capture_output=True,
             text=True,
@@ -473,7 +561,7 @@ class Stack:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = self.tmp / f"{name}.log"
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+            argv, cwd=self.root, env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT
         )
         self.procs.append((name, proc, log))
 
@@ -570,7 +658,7 @@ class Stack:
                     "--timeout",
                     "3",
                 ],
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.env,
                 capture_output=True,
                 text=True,
@@ -877,10 +965,36 @@ def hashed_latencies(conn: Any) -> tuple[list[float], float | None, float | None
 # --- Main -----------------------------------------------------------------------------------
 
 
+def xact_commits() -> int:
+    """Transactions committed in the load database so far (pg_stat_database)."""
+    with contextlib.closing(pg_connect("postgres")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [DB_NAME])
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def code_tree(ref: str, tmp: Path) -> Path:
+    """The repository at `ref` (e.g. the commit before a change: the same-run baseline),
+    unpacked from `git archive` (read-only on the repository) under `tmp`."""
+    target = tmp / f"code-{ref[:12]}"
+    target.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref], cwd=ROOT, capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SetupError(f"git archive {ref} failed: {archive.stderr.decode(errors='replace')}")
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
 def run(args: argparse.Namespace) -> int:
+    return run_measured(args)[0]
+
+
+def run_measured(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
     redis_url = f"{REDIS_BASE}/{args.redis_db}"
     run_id = uuid.uuid4().hex[:8]
-    tmp = Path(tempfile.mkdtemp(prefix="safeguard-load-"))
+    tmp = Path(tempfile.mkdtemp(prefix="safeguard-load-", dir=os.environ.get("LOAD_TMP")))
     stack: Stack | None = None
     stop = threading.Event()
     try:
@@ -888,7 +1002,10 @@ def run(args: argparse.Namespace) -> int:
         r.flushdb()
         t0 = time.monotonic()
         create_database()
-        stack = Stack(tmp, redis_url, args.web_workers, args.web_threads, args.worker_concurrency)
+        root = code_tree(args.code_ref, tmp) if args.code_ref else ROOT
+        stack = Stack(
+            tmp, redis_url, args.web_workers, args.web_threads, args.worker_concurrency, root
+        )
         stack.manage("migrate", "--noinput")
         platform_key = stack.manage("create_api_token", f"{run_id}-platform").strip()
         images = [
@@ -925,6 +1042,7 @@ def run(args: argparse.Namespace) -> int:
         sampler = Sampler()
         sampler.start()
         meter = CpuMeter(stack)
+        commits_before = xact_commits()
         cpu_before = meter.snapshot()
         per_client: list[Stats] = []
         threads: list[threading.Thread] = []
@@ -948,6 +1066,8 @@ def run(args: argparse.Namespace) -> int:
                         max_requests,
                         s,
                         args.shared,
+                        # --short: every other client sends batches, so both paths are covered.
+                        args.batch if not args.short or i % 2 == 1 else 0,
                     ),
                     daemon=True,
                 )
@@ -999,8 +1119,13 @@ def run(args: argparse.Namespace) -> int:
             stack.check_alive()
             time.sleep(0.5)
         drain_time = time.monotonic() - load_end
+        # CPU per item counts the drain too: the worker's share of an item is mostly spent
+        # after its request returned.
+        cpu_all = meter.snapshot()
         sampler.halt.set()
         sampler.join(timeout=5)
+        time.sleep(1.2)  # PostgreSQL flushes backends' statistics at most once a second
+        commits = xact_commits() - commits_before
 
         # Read a sample back through the API (platform token: its own submissions).
         sample_client = Client(stack.port, platform_key, stats)
@@ -1037,13 +1162,15 @@ def run(args: argparse.Namespace) -> int:
             failures,
             summary,
         )
-        return 0 if stats.error_count == 0 and not failures else 1
+        metrics = per_item(cpu_before, cpu_all, commits, stats, lat_hash, elapsed)
+        print_per_item(metrics)
+        return (0 if stats.error_count == 0 and not failures else 1), metrics
     except SetupError as exc:
         print(f"SETUP FAILED: {exc}", file=sys.stderr)
         if stack is not None:
             for name, _, log in stack.procs:
                 print(f"--- {name} log (tail) ---\n{tail(log)}", file=sys.stderr)
-        return 2
+        return 2, {}
     finally:
         stop.set()
         if stack is not None:
@@ -1140,6 +1267,98 @@ def report(
         print(f"  {message}")
 
 
+def per_item(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    commits: int,
+    stats: Stats,
+    lat_hash: list[float],
+    elapsed: float,
+) -> dict[str, float]:
+    """The per-item figures of a run: CPU milliseconds by process group over load + drain
+    (from /proc), transactions (pg_stat_database), items/s and intake -> hashed latency."""
+    n = max(len(stats.accepted), 1)
+
+    def ms(group: str) -> float:
+        return (after["groups"].get(group, 0.0) - before["groups"].get(group, 0.0)) * 1000 / n
+
+    pg = sum(v - before["backends"].get(pid, 0.0) for pid, v in after["backends"].items())
+    web, worker = ms("gunicorn"), ms("celery")
+    return {
+        "items": float(len(stats.accepted)),
+        "items/s": len(stats.accepted) / elapsed,
+        "web cpu ms/item": web,
+        "worker cpu ms/item": worker,
+        "app cpu ms/item": web + worker,
+        "postgres cpu ms/item": pg * 1000 / n,
+        "transactions/item": commits / n,
+        "hashed p50 s": percentile(lat_hash, 50),
+        "hashed p95 s": percentile(lat_hash, 95),
+        "hashed p99 s": percentile(lat_hash, 99),
+        "errors": float(stats.error_count),
+    }
+
+
+def print_per_item(metrics: dict[str, float]) -> None:
+    if not metrics:
+        return
+    print()
+    print("per item (load + drain; CPU from /proc, transactions from pg_stat_database):")
+    for key, value in metrics.items():
+        print(f"  {value:9.2f}  {key}")
+
+
+COMPARE_KEYS = (
+    "items/s",
+    "web cpu ms/item",
+    "worker cpu ms/item",
+    "app cpu ms/item",
+    "postgres cpu ms/item",
+    "transactions/item",
+    "hashed p50 s",
+    "hashed p95 s",
+    "hashed p99 s",
+    "errors",
+)
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Several variants one after another in one invocation, each on a fresh stack, with
+    ratios against the first: the same-run baseline the figures are quoted against."""
+    variants: list[tuple[str, dict[str, Any]]] = []
+    if args.baseline_ref:
+        variants.append(
+            (
+                f"one by one, code at {args.baseline_ref}",
+                {"code_ref": args.baseline_ref, "batch": 0},
+            )
+        )
+    variants.append(("one by one (this code)", {"code_ref": None, "batch": 0}))
+    variants.append(
+        (
+            f"batch of {args.compare_batch} (this code)",
+            {"code_ref": None, "batch": args.compare_batch},
+        )
+    )
+    results: list[tuple[str, int, dict[str, float]]] = []
+    for name, overrides in variants:
+        print(f"\n######## {name} ########", flush=True)
+        rc, metrics = run_measured(argparse.Namespace(**{**vars(args), **overrides}))
+        results.append((name, rc, metrics))
+    base = results[0][2]
+    print("\n== comparison (ratio = variant / first variant, same run) ==")
+    print(f"{'':26s}" + "".join(f"{name[:28]:>30s}" for name, _, _ in results))
+    for key in COMPARE_KEYS:
+        cells = []
+        for _, _, m in results:
+            value = m.get(key, float("nan"))
+            ref = base.get(key) or float("nan")
+            cells.append(f"{value:10.2f} ({value / ref:5.2f}x)".rjust(30))
+        print(f"{key:26s}" + "".join(cells))
+    print("exit codes: " + ", ".join(f"{name}: {rc}" for name, rc, _ in results))
+    return max(rc for _, rc, _ in results)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1176,10 +1395,35 @@ def main() -> int:
     ap.add_argument("--image-height", type=int, default=240)
     ap.add_argument("--lock-wait", type=float, default=30.0)
     ap.add_argument("--keep-tmp", action="store_true", help="keep logs and evidence afterwards")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="items per POST /api/v1/items/batch (0: one by one through POST /api/v1/items)",
+    )
+    ap.add_argument(
+        "--code-ref",
+        default=None,
+        help="run the stack from this git commit (git archive) instead of the working tree",
+    )
+    ap.add_argument(
+        "--compare",
+        action="store_true",
+        help="run one-by-one and batch variants back to back and print ratios",
+    )
+    ap.add_argument(
+        "--baseline-ref",
+        default=None,
+        help="with --compare: first run the one-by-one path at this commit (the baseline)",
+    )
+    ap.add_argument("--compare-batch", type=int, default=100)
     args = ap.parse_args()
     if args.short:
         args.seconds, args.intake, args.moderators = 15.0, 2, 4
         args.drain = min(args.drain, 40.0)
+        args.batch = args.batch or 20
+    if not 0 <= args.batch <= 500 or not 1 <= args.compare_batch <= 500:
+        ap.error("--batch in [0, 500], --compare-batch in [1, 500]")
     if not (0 < args.seconds <= 3600 and 0 <= args.intake <= 64 and 0 <= args.moderators <= 256):
         ap.error("--seconds in (0, 3600], --intake <= 64, --moderators <= 256")
 
@@ -1190,7 +1434,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     try:
         with run_lock(args.lock_wait):
-            return run(args)
+            return compare(args) if args.compare else run(args)
     except SetupError as exc:
         print(f"SETUP FAILED: {exc}", file=sys.stderr)
         return 2

@@ -75,6 +75,29 @@ def audit_record(
     return event
 
 
+def audit_record_many(
+    *, actor: Actor, events: list[tuple[str, models.Model, dict[str, Any]]]
+) -> list[AuditEvent]:
+    """Append several events (verb, object, data) in one INSERT, inside the caller's
+    transaction: what `audit_record` writes, for batch workflows. They are unchained like
+    every event until `audit_seal` links them, in id order, which is the order given here."""
+    actor_id, actor_label = audit_actor_fields(actor)
+    now = timezone.now()
+    rows = [
+        AuditEvent(
+            created_at=now,
+            actor_id=actor_id,
+            actor_label=actor_label[:150],
+            verb=verb,
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+            data=data,
+        )
+        for verb, obj, data in events
+    ]
+    return AuditEvent.objects.bulk_create(rows, batch_size=1000)
+
+
 def audit_seal(*, batch_size: int = 5000) -> int:
     """Link committed, unsealed events into the hash chain; returns how many were sealed.
 

@@ -6,6 +6,7 @@ app_name = "moderation_api"
 
 urlpatterns = [
     path("items", items.ItemCreateApi.as_view(), name="item-create"),
+    path("items/batch", items.ItemBatchCreateApi.as_view(), name="item-batch-create"),
     path("items/<int:item_id>", items.ItemDetailApi.as_view(), name="item-detail"),
     path("reports", reports.ReportCreateApi.as_view(), name="report-create"),
     path("cases/next", cases.CaseClaimNextApi.as_view(), name="case-next"),

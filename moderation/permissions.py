@@ -3,6 +3,7 @@
 Items (API)
 | operation            | platform token                 | console user                      |
 | POST /items          | yes                            | moderation.add_item (admins)      |
+| POST /items/batch    | yes                            | moderation.add_item (admins)      |
 | GET /items/{id}      | only items it submitted        | moderation.view_item + case visible |
 | POST /reports        | yes                            | moderation.add_flag (admins)      |
 """

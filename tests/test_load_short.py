@@ -1,5 +1,7 @@
 """The short load test: the real stack (gunicorn + Celery + PostgreSQL + Redis) under ~15 s of
-concurrent intake and moderation, with no errors and a consistent database afterwards.
+concurrent intake and moderation, with no errors and a consistent database afterwards. Intake
+takes both paths: one client one item per request, the other batches of 20 through
+`POST /api/v1/items/batch` (multipart, one file part per image).
 
 `benchmarks/load.py --short` manages everything itself (its own database, Redis db, tokens,
 gunicorn and worker subprocesses), so this test uses no Django database fixture.
@@ -62,3 +64,4 @@ def test_short_load_has_no_errors_and_stays_consistent() -> None:
             output, _ = proc.communicate()
         pytest.fail(f"load.py --short did not finish within {TIMEOUT}s:\n{output}")
     assert proc.returncode == 0, f"load.py --short exited {proc.returncode}:\n{output}"
+    assert "POST /api/v1/items/batch (20 items)" in output, output  # the batch path ran

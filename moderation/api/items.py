@@ -20,12 +20,19 @@ from rest_framework.response import Response
 from rest_framework.utils import html
 from rest_framework.views import APIView
 
-from core.parsers import BoundedJSONParser
+from core.errors import DomainError
+from core.parsers import BoundedJSONParser, loads_bounded
 from core.permissions import is_platform_request
 from moderation.models import Flag, Item, Match, Media
 from moderation.permissions import CanReadItems, CanSubmitItems
 from moderation.selectors import case_visible_to
-from moderation.services.intake import ItemInput, item_submit
+from moderation.services.intake import (
+    BatchEntry,
+    BatchResult,
+    ItemInput,
+    item_submit,
+    items_submit_batch,
+)
 from principles.models import HarmCategory
 
 
@@ -318,6 +325,13 @@ def item_input(data: dict[str, Any], *, flag_source: str = "api") -> ItemInput:
     return ItemInput(flag_source=flag_source, **fields)
 
 
+def platform_account_for(request: Request) -> Any:
+    """The intake namespace of a request: the platform's service account for a platform token
+    (idempotency and lookups by source + external_id stay inside it), None for in-house
+    submitters (console users and console tokens share one namespace)."""
+    return request.user if is_platform_request(request) else None
+
+
 def items_for(request: Request) -> QuerySet[Item]:
     """Items the caller may read: a platform its own submissions; a console user those in
     cases they may see."""
@@ -366,6 +380,7 @@ class ItemCreateApi(APIView):
             upload=upload,
             actor=request.user,
             submitted_by=request.user,
+            platform_account=platform_account_for(request),
         )
         body = ItemCreatedSerializer(
             {
@@ -388,3 +403,178 @@ class ItemDetailApi(APIView):
     def get(self, request: Request, item_id: int) -> Response:
         item = get_object_or_404(items_for(request), pk=item_id)
         return Response(ItemDetailSerializer(item).data)
+
+
+# The most items one batch request may carry (issue 19); more is a 413 naming it.
+BATCH_MAX_ITEMS = 500
+
+
+class BatchTooLarge(DomainError):
+    status = 413
+    code = "too_many_items"
+    field = None
+
+
+class ItemBatchInputSerializer(serializers.Serializer):
+    """JSON: `{"items": [<item>, …]}`, each item as `POST /api/v1/items` takes it, without
+    `media`. Multipart: `items` is that list as a JSON string, and an image or video item names
+    its file part in `media` (`"media": "file3"`); every file part must be named by one item."""
+
+    items = ItemInputSerializer(many=True, help_text=f"At most {BATCH_MAX_ITEMS} items.")
+
+
+class ItemBatchResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's position in the request.")
+    status = serializers.IntegerField(help_text="201 stored, 200 already stored, 4xx refused.")
+    item = ItemCreatedSerializer(required=False, help_text="When stored (201 or 200).")
+    error = serializers.DictField(
+        required=False, help_text="When refused: the API's error object (code, message, fields)."
+    )
+
+
+class ItemBatchOutputSerializer(serializers.Serializer):
+    results = ItemBatchResultSerializer(many=True)
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+def _created_body(item: Item, created: bool) -> dict[str, Any]:
+    return {
+        "id": item.pk,
+        "status": item.status,
+        "case_id": item.case_id,
+        "created": created,
+        "status_url": f"/api/v1/items/{item.pk}",
+    }
+
+
+def _malformed(index: int | None, field: str, message: str) -> serializers.ValidationError:
+    if index is None:
+        return serializers.ValidationError({"items": [message]})
+    return serializers.ValidationError({"items": {str(index): {field: [message]}}})
+
+
+def _batch_envelope(request: Request) -> tuple[list[Any], dict[str, Any]]:
+    """The raw item list and the file parts by name, or 400/413 for a malformed batch."""
+    files = getattr(request, "FILES", None) or {}
+    raw = request.data.get("items") if hasattr(request.data, "get") else None
+    if files or isinstance(raw, str):
+        if not isinstance(raw, str):
+            raise _malformed(None, "items", "Send the items as a JSON list in the `items` field.")
+        try:
+            raw = loads_bounded(raw)
+        except ValueError:
+            raise _malformed(None, "items", "`items` is not valid JSON.") from None
+    if raw is None:
+        raise _malformed(None, "items", "This field is required: a list of items.")
+    if not isinstance(raw, list):
+        raise _malformed(None, "items", "Must be a list of items.")
+    if len(raw) > BATCH_MAX_ITEMS:
+        raise BatchTooLarge(
+            f"A batch carries at most {BATCH_MAX_ITEMS} items; this one has {len(raw)}. "
+            "Split it; nothing was stored."
+        )
+    if not raw:
+        raise _malformed(None, "items", "The list is empty.")
+    uploads: dict[str, Any] = {}
+    for name in files:
+        if len(files.getlist(name)) > 1:
+            raise _malformed(None, "items", f"File part {name!r} is sent more than once.")
+        uploads[name] = files[name]
+    named: dict[str, int] = {}
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, Mapping):
+            raise _malformed(index, "non_field_errors", "Must be a JSON object (one item).")
+        media = entry.get("media")
+        if media in (None, ""):
+            continue
+        if not isinstance(media, str) or media not in uploads:
+            raise _malformed(index, "media", "Must name a file part of this multipart request.")
+        if media in named:
+            raise _malformed(
+                index, "media", f"File part {media!r} is already item {named[media]}'s."
+            )
+        named[media] = index
+    unused = sorted(set(uploads) - set(named))
+    if unused:
+        # A part no item names would be dropped silently: the client would think it stored.
+        raise _malformed(None, "items", f"File parts named by no item: {', '.join(unused)}.")
+    return raw, uploads
+
+
+class ItemBatchCreateApi(APIView):
+    """Submit up to 500 flagged items in one request; one result per item, in request order.
+
+    Each item is validated, stored and answered on its own (201 stored, 200 already stored,
+    4xx refused with the single endpoint's error object): a bad item never fails the others.
+    A malformed batch (not a list, an entry that is not an object, a file part named by no
+    item) is refused whole with 400 naming the index and field; more than 500 items is 413.
+    Idempotent per platform account + source + external_id, like `POST /api/v1/items`.
+    """
+
+    permission_classes = [CanSubmitItems]
+    parser_classes = [MultiPartParser, BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="items_batch_create",
+        request={
+            "application/json": ItemBatchInputSerializer,
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "items": {
+                        "type": "string",
+                        "description": "The items as a JSON list; `media` names a file part.",
+                    }
+                },
+                "additionalProperties": {"type": "string", "format": "binary"},
+            },
+        },
+        responses={
+            200: ItemBatchOutputSerializer,
+            400: OpenApiResponse(description="Malformed batch (names the index and field)"),
+            413: OpenApiResponse(description=f"More than {BATCH_MAX_ITEMS} items, or too big"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        raw, uploads = _batch_envelope(request)
+        results: dict[int, BatchResult] = {}
+        entries: list[BatchEntry] = []
+        for index, entry in enumerate(raw):
+            media_part = entry.get("media")
+            data = {k: v for k, v in entry.items() if k != "media"}
+            serializer = ItemInputSerializer(
+                data={**data, "media": uploads[media_part]} if media_part else data
+            )
+            if not serializer.is_valid():
+                results[index] = BatchResult(index, error=DomainError(fields=serializer.errors))
+                continue
+            entries.append(
+                BatchEntry(
+                    index,
+                    item_input(serializer.validated_data),
+                    serializer.validated_data.get("media"),
+                )
+            )
+        for result in items_submit_batch(
+            entries=entries,
+            actor=request.user,
+            submitted_by=request.user,
+            platform_account=platform_account_for(request),
+        ):
+            results[result.index] = result
+        body: list[dict[str, Any]] = []
+        counts = {"created": 0, "existing": 0, "failed": 0}
+        for index in range(len(raw)):
+            result = results[index]
+            row: dict[str, Any] = {"index": index, "status": result.status}
+            if result.error is not None:
+                row["error"] = result.error.api_body()
+                counts["failed"] += 1
+            else:
+                assert result.item is not None
+                row["item"] = _created_body(result.item, result.created)
+                counts["created" if result.created else "existing"] += 1
+            body.append(row)
+        return Response({"results": body, **counts}, status=status.HTTP_200_OK)

@@ -12,7 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.parsers import BoundedJSONParser
-from moderation.api.items import ItemInputSerializer, _CategoryField, item_input, items_for
+from moderation.api.items import (
+    ItemInputSerializer,
+    _CategoryField,
+    item_input,
+    items_for,
+    platform_account_for,
+)
 from moderation.models import Item
 from moderation.permissions import CanSubmitReports
 from moderation.services.intake import item_submit, report_submit
@@ -49,14 +55,26 @@ class ReportCreateApi(APIView):
         serializer = ReportInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        # Looked up inside the caller's intake namespace (issue 19): another platform's item with
+        # the same source + external_id is neither revealed nor touched — this one gets its own.
+        platform_account = platform_account_for(request)
         item = (
             items_for(request)
-            .filter(source=data["source"], external_id=data["external_id"])
+            .filter(
+                source=data["source"],
+                external_id=data["external_id"],
+                platform_account=platform_account,
+            )
             .first()
         )
         if item is None:
-            if Item.objects.filter(source=data["source"], external_id=data["external_id"]).exists():
-                # Exists but belongs to another submitter: don't reveal it, don't touch it.
+            if Item.objects.filter(
+                source=data["source"],
+                external_id=data["external_id"],
+                platform_account=platform_account,
+            ).exists():
+                # In the caller's namespace but not readable by it (an in-house item in a case
+                # this console user may not see): don't reveal it, don't touch it.
                 raise ValidationError({"external_id": "Unknown item for this source."})
             item_data = data.get("item")
             if not item_data:
@@ -71,6 +89,7 @@ class ReportCreateApi(APIView):
                 upload=item_data.get("media"),
                 actor=request.user,
                 submitted_by=request.user,
+                platform_account=platform_account,
             )
         flag, created = report_submit(
             item=item,

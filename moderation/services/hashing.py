@@ -11,17 +11,25 @@ sheet, in private storage.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.audit import WORKER, Actor, audit_record
+from core.audit import WORKER, Actor, audit_record, audit_record_many
+from core.enqueue import enqueue_on_commit
+from core.evidence_crypto import (
+    Plaintext,
+    encrypt_bytes,
+    evidence_plaintext,
+    evidence_staging_sweep,
+)
 from moderation.matching.banks import Candidate, FrameInput, match_all, match_frames
 from moderation.media.hashing import HashingError, MediaHashes, compute_hashes, file_digests
 from moderation.media.validation import sniff_mime
@@ -43,67 +51,94 @@ logger = logging.getLogger(__name__)
 ISOLATED_IMAGE_MIMES = frozenset({"image/heic", "image/avif"})
 
 _FINAL = (Media.HashStatus.DONE, Media.HashStatus.FAILED)
+_STAGING_MAX_AGE = 3600  # seconds: no upload or working copy lives this long
+
+
+# The claim, as two set-based statements (one round trip each, whatever the batch size).
+# "Not final" rather than "pending" for the named ids: a redelivered message means the
+# previous attempt died (acks_late), so its "processing" mark is stale.
+_CLAIM_NAMED = """
+UPDATE moderation_media
+   SET hash_status = 'processing', hash_started_at = %(now)s, hash_attempts = hash_attempts + 1
+ WHERE id = ANY(%(ids)s) AND hash_status NOT IN ('done', 'failed')
+RETURNING id
+"""
+# SKIP LOCKED: two workers sweeping up extras take different rows instead of queueing on
+# each other; the outer hash_status test keeps the UPDATE conditional (the claim).
+_CLAIM_EXTRA = """
+UPDATE moderation_media
+   SET hash_status = 'processing', hash_started_at = %(now)s, hash_attempts = hash_attempts + 1
+ WHERE hash_status = 'pending' AND id IN (
+        SELECT id FROM moderation_media
+         WHERE hash_status = 'pending' AND kind <> 'video' AND NOT (id = ANY(%(ids)s))
+         ORDER BY id
+         LIMIT %(room)s
+           FOR UPDATE SKIP LOCKED)
+RETURNING id
+"""
 
 
 def media_claim_batch(*, media_ids: list[int], batch_size: int) -> list[int]:
     """Claim media for hashing with conditional UPDATEs; returns the ids this worker now owns.
 
-    1. The ids named in the message are claimed unless already final: a redelivered message
-       means the previous attempt died (acks_late), so its "processing" mark is stale.
+    1. The ids named in the message are claimed unless already final.
     2. Up to `batch_size` other *pending* media are claimed too, so that under load one task
        hashes 8-16 files (Celery's per-task overhead amortised) and the tasks for those ids
-       find nothing left to do.
+       find nothing left to do. Only images join a batch: a video takes up to
+       SAFEGUARD_VIDEO_TIMEOUT_SECONDS and is hashed in a task of its own (media_batches).
     The UPDATE ... WHERE status=… is the claim: two workers can't both flip the same row.
     """
     now = timezone.now()
-    named = list(
-        Media.objects.filter(pk__in=media_ids)
-        .exclude(hash_status__in=_FINAL)
-        .values_list("pk", flat=True)
-    )
-    claimed: list[int] = []
-    for pk in named:
-        updated = (
-            Media.objects.filter(pk=pk)
-            .exclude(hash_status__in=_FINAL)
-            .update(
-                hash_status=Media.HashStatus.PROCESSING,
-                hash_started_at=now,
-                hash_attempts=F("hash_attempts") + 1,
-            )
-        )
-        if updated:
-            claimed.append(pk)
-    room = batch_size - len(claimed)
-    if room > 0:
-        # Only images join a batch: a video takes up to SAFEGUARD_VIDEO_TIMEOUT_SECONDS and
-        # is hashed in a task of its own (see media_batches).
-        extra = list(
-            Media.objects.filter(hash_status=Media.HashStatus.PENDING)
-            .exclude(kind="video")
-            .exclude(pk__in=claimed)
-            .order_by("id")
-            .values_list("pk", flat=True)[:room]
-        )
-        for pk in extra:
-            if Media.objects.filter(pk=pk, hash_status=Media.HashStatus.PENDING).update(
-                hash_status=Media.HashStatus.PROCESSING,
-                hash_started_at=now,
-                hash_attempts=F("hash_attempts") + 1,
-            ):
-                claimed.append(pk)
+    if connection.vendor != "postgresql":
+        return _claim_batch_portable(media_ids=media_ids, batch_size=batch_size, now=now)
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_NAMED, {"now": now, "ids": list(media_ids)})
+        claimed = sorted(row[0] for row in cursor.fetchall())
+        room = batch_size - len(claimed)
+        if room > 0:
+            cursor.execute(_CLAIM_EXTRA, {"now": now, "ids": claimed, "room": room})
+            claimed += sorted(row[0] for row in cursor.fetchall())
     return claimed
 
 
-def _verify_custody(media: Media) -> Path:
-    path = Path(media.file.path)
-    sha256, _, _ = file_digests(path)
+def _claim_batch_portable(*, media_ids: list[int], batch_size: int, now: datetime) -> list[int]:
+    """The same claim for the embedded default (SQLite: no ANY, no SKIP LOCKED).
+
+    SQLite lets one writer in at a time, so reading the ids and flipping them inside one
+    transaction is already exclusive; the status filter on the UPDATE keeps it conditional.
+    """
+    claim = {
+        "hash_status": Media.HashStatus.PROCESSING,
+        "hash_started_at": now,
+        "hash_attempts": F("hash_attempts") + 1,
+    }
+    with transaction.atomic():
+        named = Media.objects.filter(id__in=media_ids).exclude(hash_status__in=_FINAL)
+        claimed = sorted(named.values_list("id", flat=True))
+        Media.objects.filter(id__in=claimed).update(**claim)
+        room = batch_size - len(claimed)
+        if room > 0:
+            extras = list(
+                Media.objects.filter(hash_status=Media.HashStatus.PENDING)
+                .exclude(kind=Item.Kind.VIDEO)
+                .exclude(id__in=claimed)
+                .order_by("id")
+                .values_list("id", flat=True)[:room]
+            )
+            Media.objects.filter(id__in=extras, hash_status=Media.HashStatus.PENDING).update(
+                **claim
+            )
+            claimed += extras
+    return claimed
+
+
+def _verify_custody(media: Media, plain: Plaintext) -> None:
+    sha256 = plain.digests.sha256
     if sha256 != media.sha256:
         raise HashingError(
             f"chain of custody broken: stored bytes hash to {sha256}, intake recorded "
             f"{media.sha256}"
         )
-    return path
 
 
 @dataclass(frozen=True)
@@ -181,11 +216,28 @@ def _store_frames(media: Media, video: VideoHashes, written: list[str]) -> int:
         )
         jpeg = video.thumbnails.get(frame.frame)
         if jpeg is not None:
-            row.thumbnail.save("frame.jpg", ContentFile(jpeg), save=False)
+            # Derived imagery is evidence too: encrypted at rest under a data key of its own.
+            storage = row.thumbnail.storage
+            name = row.thumbnail.field.generate_filename(row, "frame.jpg")
+            row.thumbnail.name = storage.save(name, ContentFile(encrypt_bytes(jpeg, name=name)))
             written.append(row.thumbnail.name)
         rows.append(row)
     MediaFrame.objects.bulk_create(rows, batch_size=1000)
     return len(rows)
+
+
+# A hashed file waits at most this long for the rest of its batch before it is recorded.
+_RECORD_WITHIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Hashed:
+    """A file hashed and matched, waiting to be recorded with the rest of its batch."""
+
+    media: Media
+    hashes: MediaHashes
+    video: VideoHashes | None
+    candidates: list[Candidate]
 
 
 def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
@@ -193,27 +245,81 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
 
     Failures are recorded (hash_status=failed with the reason) and the item stays reviewable.
     """
-    media = Media.objects.select_related("item").get(pk=media_id)
-    # Per file, not per batch: a batch that waits behind a long video must not look stuck.
-    Media.objects.filter(pk=media.pk).update(hash_started_at=timezone.now())
+    return media_hash_batch(media_ids=[media_id], actor=actor)[0]
+
+
+def media_hash_batch(*, media_ids: list[int], actor: Actor = WORKER) -> list[Media]:
+    """Hash claimed media files, then record all their results in one transaction.
+
+    1. Each file is decrypted, custody-checked, hashed and matched on its own; a file that
+       fails is recorded as failed at once (its item stays reviewable).
+    2. The others are recorded together (`_record_hashes`): one lock statement, one UPDATE
+       of the media, one of the items, one INSERT of the audit events, one rules message.
+    """
+    media_rows = list(Media.objects.select_related("item").filter(pk__in=media_ids))
+    order = {pk: n for n, pk in enumerate(media_ids)}
+    media_rows.sort(key=lambda m: order[m.pk])
+    done: dict[int, Media] = {}
+    hashed: list[_Hashed] = []
+    oldest = 0.0
+
+    def flush() -> None:
+        written: list[str] = []
+        try:
+            for media in _record_hashes(hashed, actor, written):
+                done[media.pk] = media
+        except BaseException:
+            # Nothing half-written: thumbnails of a rolled-back transaction go with it.
+            for name in written:
+                MediaFrame.thumbnail.field.storage.delete(name)
+            raise
+        hashed.clear()
+
+    for media in media_rows:
+        outcome = _hash_one(media, actor)
+        if isinstance(outcome, _Hashed):
+            if not hashed:
+                oldest = time.monotonic()
+            hashed.append(outcome)
+        else:
+            done[media.pk] = outcome
+        if hashed and time.monotonic() - oldest > _RECORD_WITHIN_SECONDS:
+            # Slow files (large PNGs, a loaded machine): record what is ready rather than
+            # hold finished results back behind them.
+            flush()
+    flush()
+    return [done[m.pk] for m in media_rows]
+
+
+def _hash_one(media: Media, actor: Actor) -> _Hashed | Media:
+    """Hash and match one file; a failure is recorded here and returned as the Media."""
+    if media.kind != "image":
+        # Per file, not per batch: a batch that waits behind a long video must not look
+        # stuck. (Images take milliseconds; the claim stamped their start.)
+        Media.objects.filter(pk=media.pk).update(hash_started_at=timezone.now())
     try:
-        path = _verify_custody(media)
+        # Decoders need a path: the evidence is decrypted into a private working copy (its
+        # digests taken on the way, GCM authenticating every chunk), deleted after hashing.
+        with evidence_plaintext(media.file.path) as plain:
+            _verify_custody(media, plain)
+            try:
+                result = hash_file(plain.path, kind=media.kind)
+            except (HashingError, VideoError, OSError, ValueError) as exc:
+                # A file that can't be decoded still has its bytes' digests: match them
+                # against the exact lists, or a broken or over-long file would dodge
+                # known-hash matching.
+                d = plain.digests
+                digests = MediaHashes(sha256=d.sha256, md5=d.md5, sha1=d.sha1)
+                return _record_failure(
+                    media=media,
+                    reason=str(exc)[:2000],
+                    actor=actor,
+                    digests=digests,
+                    candidates=match_all(_hash_values(digests)),
+                )
     except (HashingError, OSError, ValueError) as exc:
+        # Custody broken, or the stored file can't be decrypted (EvidenceCryptoError).
         return _record_failure(media=media, reason=str(exc)[:2000], actor=actor)
-    try:
-        result = hash_file(path, kind=media.kind)
-    except (HashingError, VideoError, OSError, ValueError) as exc:
-        # A file that can't be decoded still has its bytes' digests: match them against the
-        # exact lists, or a broken or over-long file would dodge known-hash matching.
-        sha256, md5, sha1 = file_digests(path)
-        digests = MediaHashes(sha256=sha256, md5=md5, sha1=sha1)
-        return _record_failure(
-            media=media,
-            reason=str(exc)[:2000],
-            actor=actor,
-            digests=digests,
-            candidates=match_all(_hash_values(digests)),
-        )
 
     hashes, video = result.hashes, result.video
     candidates: list[Candidate] = match_all(
@@ -221,87 +327,103 @@ def media_hash(*, media_id: int, actor: Actor = WORKER) -> Media:
     )
     if video is not None:
         candidates += match_frames(_frame_inputs(video))
-    written: list[str] = []
-    try:
-        return _record_hashes(media, hashes, video, candidates, actor, written)
-    except BaseException:
-        # Nothing half-written: thumbnails of a rolled-back transaction go with it.
-        for name in written:
-            MediaFrame.thumbnail.field.storage.delete(name)
-        raise
+    return _Hashed(media, hashes, video, candidates)
 
 
-def _record_hashes(
-    media: Media,
-    hashes: MediaHashes,
-    video: VideoHashes | None,
-    candidates: list[Candidate],
-    actor: Actor,
-    written: list[str],
-) -> Media:
+_HASHED_FIELDS = [
+    "md5",
+    "sha1",
+    "pdq",
+    "pdq_quality",
+    "pdq_dihedral",
+    "phash",
+    "dhash",
+    "exif",
+    "width",
+    "height",
+    "duration",
+    "codec",
+    "frame_rate",
+    "frame_count",
+    "hash_status",
+    "hash_error",
+    "hashed_at",
+]
+
+
+def _record_hashes(hashed: list[_Hashed], actor: Actor, written: list[str]) -> list[Media]:
+    """Record a batch's hashes in one transaction, each media's result exactly once.
+
+    The media rows are locked in id order; one already DONE (a duplicate delivery finished
+    first) is left as it is. Matches (rare) are recorded per media, as they lock its case.
+    """
+    if not hashed:
+        return []
     with transaction.atomic():
-        locked = Media.objects.select_for_update().get(pk=media.pk)
-        if locked.hash_status == Media.HashStatus.DONE:
-            return locked  # a duplicate delivery finished first: nothing to do
-        locked.md5, locked.sha1 = hashes.md5, hashes.sha1
-        locked.pdq = hashes.pdq or ""
-        locked.pdq_quality = hashes.pdq_quality
-        locked.pdq_dihedral = list(hashes.pdq_dihedral)
-        locked.phash, locked.dhash = hashes.phash or "", hashes.dhash or ""
-        locked.exif = hashes.exif
-        if hashes.width:
-            locked.width, locked.height = hashes.width, hashes.height
-        if video is not None:
-            locked.duration, locked.codec = video.duration, video.codec
-            locked.frame_rate, locked.frame_count = video.frame_rate, video.frame_count
-            if locked.purged_at is None:  # purged while it was decoded: no new imagery
-                _store_frames(locked, video, written)
-        locked.hash_status = Media.HashStatus.DONE
-        locked.hash_error = ""
-        locked.hashed_at = timezone.now()
-        locked.save(
-            update_fields=[
-                "md5",
-                "sha1",
-                "pdq",
-                "pdq_quality",
-                "pdq_dihedral",
-                "phash",
-                "dhash",
-                "exif",
-                "width",
-                "height",
-                "duration",
-                "codec",
-                "frame_rate",
-                "frame_count",
-                "hash_status",
-                "hash_error",
-                "hashed_at",
-            ]
+        locked = {
+            m.pk: m
+            for m in Media.objects.select_for_update(of=("self",))
+            .select_related("item")
+            .filter(pk__in=[h.media.pk for h in hashed])
+            .order_by("pk")
+        }
+        now = timezone.now()
+        recorded: list[tuple[Media, _Hashed]] = []
+        for h in hashed:
+            row = locked[h.media.pk]
+            if row.hash_status == Media.HashStatus.DONE:
+                continue
+            hashes, video = h.hashes, h.video
+            row.md5, row.sha1 = hashes.md5, hashes.sha1
+            row.pdq = hashes.pdq or ""
+            row.pdq_quality = hashes.pdq_quality
+            row.pdq_dihedral = list(hashes.pdq_dihedral)
+            row.phash, row.dhash = hashes.phash or "", hashes.dhash or ""
+            row.exif = hashes.exif
+            if hashes.width:
+                row.width, row.height = hashes.width, hashes.height
+            if video is not None:
+                row.duration, row.codec = video.duration, video.codec
+                row.frame_rate, row.frame_count = video.frame_rate, video.frame_count
+                if row.purged_at is None:  # purged while it was decoded: no new imagery
+                    _store_frames(row, video, written)
+            row.hash_status = Media.HashStatus.DONE
+            row.hash_error = ""
+            row.hashed_at = now
+            recorded.append((row, h))
+        if not recorded:
+            return list(locked.values())
+        Media.objects.bulk_update([row for row, _ in recorded], _HASHED_FIELDS)
+        Item.objects.filter(pk__in=[row.item_id for row, _ in recorded]).update(
+            status=Item.Status.READY
         )
-        Item.objects.filter(pk=locked.item_id).update(status=Item.Status.READY)
-        made = matches_record(media=locked, candidates=candidates, actor=actor)
-        enqueue_rules(locked.item.case_id, "hashed")
-        audit_record(
-            actor=actor,
-            verb="media.hashed",
-            obj=locked,
-            data={
-                "item": locked.item_id,
-                "sha256": locked.sha256,
-                "md5": locked.md5,
-                "sha1": locked.sha1,
-                "pdq": locked.pdq,
-                "pdq_quality": locked.pdq_quality,
-                "phash": locked.phash,
-                "dhash": locked.dhash,
-                "frames": len(video.frames) if video is not None else None,
-                "duration": locked.duration,
-                "matches": len(made),
-            },
-        )
-    return locked
+        events: list[tuple[str, Media, dict[str, object]]] = []
+        for row, h in recorded:
+            made = matches_record(media=row, candidates=h.candidates, actor=actor)
+            events.append(
+                (
+                    "media.hashed",
+                    row,
+                    {
+                        "item": row.item_id,
+                        "sha256": row.sha256,
+                        "md5": row.md5,
+                        "sha1": row.sha1,
+                        "pdq": row.pdq,
+                        "pdq_quality": row.pdq_quality,
+                        "phash": row.phash,
+                        "dhash": row.dhash,
+                        "frames": len(h.video.frames) if h.video is not None else None,
+                        "duration": row.duration,
+                        "matches": len(made),
+                    },
+                )
+            )
+        audit_record_many(actor=actor, events=events)
+        case_ids = sorted({row.item.case_id for row, _ in recorded if row.item.case_id})
+        if case_ids:
+            enqueue_on_commit("moderation.apply_rules_batch", case_ids, "hashed")
+    return list(locked.values())
 
 
 def _hash_values(hashes: MediaHashes) -> dict[str, str]:
@@ -353,10 +475,16 @@ def _record_failure(
     return media
 
 
-def media_batches(media_ids: list[int], *, batch_size: int) -> list[list[int]]:
+def media_batches(
+    media_ids: list[int], *, batch_size: int, videos: set[int] | None = None
+) -> list[list[int]]:
     """Task-sized groups of media to hash: each video alone (it may take minutes), images
-    batch_size at a time (Celery's per-task overhead amortised)."""
-    videos = set(Media.objects.filter(pk__in=media_ids, kind="video").values_list("pk", flat=True))
+    batch_size at a time (Celery's per-task overhead amortised). `videos`: the ids among them
+    that are videos, when the caller knows (else they are read)."""
+    if videos is None:
+        videos = set(
+            Media.objects.filter(pk__in=media_ids, kind="video").values_list("pk", flat=True)
+        )
     images = [pk for pk in media_ids if pk not in videos]
     batches = [[pk] for pk in media_ids if pk in videos]
     batches += [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
@@ -370,6 +498,11 @@ def media_sweep_stuck(*, now: datetime | None = None) -> list[int]:
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS)
+    # Plaintext a crash left in staging (an upload mid-validation, a worker's working copy):
+    # older than the stuck timeout (and an hour at least), nothing is still using it.
+    evidence_staging_sweep(
+        older_than_seconds=max(settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS, _STAGING_MAX_AGE)
+    )
     stuck = Media.objects.filter(
         Q(hash_status=Media.HashStatus.PENDING, created_at__lt=cutoff)
         | Q(hash_status=Media.HashStatus.PROCESSING, hash_started_at__lt=cutoff)

@@ -9,7 +9,7 @@ from core.enqueue import enqueue_on_commit
 from moderation.services.hashing import (
     media_batches,
     media_claim_batch,
-    media_hash,
+    media_hash_batch,
     media_sweep_stuck,
 )
 from moderation.services.matches import media_rescan_batch
@@ -27,8 +27,7 @@ from moderation.services.matches import media_rescan_batch
 )
 def hash_media_batch_task(media_ids: list[int]) -> list[int]:
     claimed = media_claim_batch(media_ids=media_ids, batch_size=settings.SAFEGUARD_HASH_BATCH_SIZE)
-    for media_id in claimed:
-        media_hash(media_id=media_id)
+    media_hash_batch(media_ids=claimed)
     return claimed
 
 

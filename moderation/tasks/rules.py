@@ -10,3 +10,12 @@ from moderation.rules.services import rules_apply
 @shared_task(name="moderation.apply_rules", acks_late=True)
 def apply_rules_task(case_id: int, event: str) -> list[str]:
     return rules_apply(case_id=case_id, event=event)
+
+
+@shared_task(name="moderation.apply_rules_batch", acks_late=True)
+def apply_rules_batch_task(case_ids: list[int], event: str) -> int:
+    """The rules for several cases in one message (batch intake, batch hashing): rules_apply
+    is idempotent per case and rule version, so a redelivered batch changes nothing twice."""
+    for case_id in case_ids:
+        rules_apply(case_id=case_id, event=event)
+    return len(case_ids)

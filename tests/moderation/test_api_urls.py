@@ -19,6 +19,7 @@ class OpenApiTests:
         for path in (
             "/api/v1/items",
             "/api/v1/items/{item_id}",
+            "/api/v1/items/batch",
             "/api/v1/reports",
             "/api/v1/principles",
             "/api/v1/hash-lists",

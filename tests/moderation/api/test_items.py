@@ -16,7 +16,10 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.audit import SystemActor
+from core.evidence_crypto import evidence_read_bytes
 from core.models import AuditEvent
+from core.tokens import api_token_create
 from moderation.media.synthetic import synthetic_jpeg, synthetic_png
 from moderation.models import Case, Flag, Item, Media
 from tests.conftest import client_for
@@ -42,7 +45,7 @@ class ItemCreateApiTests:
         item = Item.objects.get(pk=body["id"])
         media = item.media
         assert media.sha256 == hashlib.sha256(data).hexdigest()
-        assert Path(media.file.path).read_bytes() == data  # custody hash = stored bytes' hash
+        assert evidence_read_bytes(media.file.path) == data  # custody hash = stored bytes' hash
         assert media.mime == "image/jpeg" and media.hash_status == "pending"
         assert item.case is not None and item.case.status == "open"
         assert item.case.category.code == "new_csam" and item.case.priority == 2
@@ -318,6 +321,42 @@ class ItemAccessTests:
         assert APIClient().post("/api/v1/items", {}, format="json").status_code == 401
         assert client_for(outsider).post("/api/v1/items", {}, format="json").status_code == 403
         assert client_for(moderator).post("/api/v1/items", {}, format="json").status_code == 403
+
+
+@pytest.mark.django_db
+class ItemIntakeScopeTests:
+    """Idempotency is per platform account: the same source + external_id from two platforms
+    are two items, and resubmitting another platform's id reveals nothing about it."""
+
+    def test_two_platforms_with_the_same_external_id_get_two_items(
+        self, platform_client: APIClient, other_platform_client: APIClient
+    ) -> None:
+        mine = submit_item(platform_client, external_id="123")
+        theirs = submit_item(other_platform_client, external_id="123")
+        assert mine.status_code == 201 and theirs.status_code == 201
+        assert mine.json()["id"] != theirs.json()["id"]
+        assert theirs.json()["created"] is True  # nothing learned about the first platform's id
+        again = submit_item(other_platform_client, external_id="123")
+        assert again.status_code == 200 and again.json()["id"] == theirs.json()["id"]
+        assert Item.objects.filter(source="acme", external_id="123").count() == 2
+
+    def test_a_rotated_key_keeps_its_platforms_namespace(self, platform_client: APIClient) -> None:
+        first = submit_item(platform_client, external_id="rot").json()
+        account = Item.objects.get(pk=first["id"]).platform_account
+        assert account is not None
+        _, key = api_token_create(
+            name="test-platform-2", actor=SystemActor("test"), platform_account=account
+        )
+        rotated = APIClient()
+        rotated.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        again = submit_item(rotated, external_id="rot")
+        assert again.status_code == 200 and again.json()["id"] == first["id"]
+
+    def test_in_house_submissions_share_one_namespace(self, admin_user: Any) -> None:
+        first = submit_item(client_for(admin_user), external_id="inhouse")
+        again = submit_item(client_for(admin_user), external_id="inhouse")
+        assert first.status_code == 201 and again.status_code == 200
+        assert Item.objects.get(pk=first.json()["id"]).platform_account is None
 
 
 SUBJECT: dict[str, Any] = {

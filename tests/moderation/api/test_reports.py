@@ -98,3 +98,17 @@ class ReportCreateApiTests:
         )
         assert response.status_code == 400
         assert not Flag.objects.filter(source="user_report").exists()
+
+    def test_a_report_with_another_platforms_id_opens_the_reporters_own_item(
+        self, platform_client: APIClient, other_platform_client: APIClient
+    ) -> None:
+        mine = submit_item(platform_client).json()
+        item = {"source": "acme", "external_id": "post-1", "kind": "text", "text": "synthetic"}
+        response = other_platform_client.post(
+            "/api/v1/reports",
+            {"source": "acme", "external_id": "post-1", "item": item},
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        assert response.json()["item_id"] != mine["id"]
+        assert not Flag.objects.filter(source="user_report", item_id=mine["id"]).exists()

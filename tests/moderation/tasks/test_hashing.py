@@ -7,6 +7,7 @@ These tests commit for real (transactional database) so that the worker process 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -133,6 +134,83 @@ class RealWorkerTests:
         assert set(hashed.values()) == {1}  # each result recorded exactly once
         assert len(hashed) == len(ids)
         assert not Match.objects.exists()
+
+
+def _submit_batch(client: APIClient, prefix: str, images: list[bytes], name: str = "x.png") -> Any:
+    items = [
+        {
+            "source": "acme",
+            "external_id": f"{prefix}-{i}",
+            "kind": "image",
+            "subject_account_id": f"{prefix}-{i}",
+            "media": f"f{i}",
+        }
+        for i in range(len(images))
+    ]
+    data: dict[str, Any] = {"items": json.dumps(items)}
+    for i, content in enumerate(images):
+        data[f"f{i}"] = SimpleUploadedFile(name, content)
+    response = client.post("/api/v1/items/batch", data, format="multipart")
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert {r["status"] for r in results} == {201}, results
+    return [r["item"]["id"] for r in results]
+
+
+class RealWorkerBatchTests:
+    def test_a_batch_sent_with_the_broker_down_is_stored_and_hashed_once_swept(
+        self, start_worker: Callable[..., WorkerProcess], platform_client: APIClient, settings: Any
+    ) -> None:
+        url = require_redis()
+        use_broker("redis://127.0.0.1:1/0")  # nothing listens there: the broker is down
+        try:
+            ids = _submit_batch(
+                platform_client, "bdown", [synthetic_jpeg(40 + i, 320, 240) for i in range(5)]
+            )
+        finally:
+            use_broker(url)
+        assert Media.objects.filter(item_id__in=ids, hash_status="pending").count() == 5
+        worker = start_worker()
+        settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS = 0
+        assert sweep_stuck_media_task() == 5  # beat's sweeper re-enqueues them, batched
+        wait_for(_all_hashed, message=f"the swept batch to be hashed\n{worker.output()}")
+        assert set(Item.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"ready"}
+        hashed = Counter(
+            AuditEvent.objects.filter(verb="media.hashed").values_list("object_id", flat=True)
+        )
+        assert len(hashed) == 5 and set(hashed.values()) == {1}
+
+    def test_a_worker_killed_mid_batch_hashes_each_batch_item_once(
+        self, start_worker: Callable[..., WorkerProcess], platform_client: APIClient, settings: Any
+    ) -> None:
+        ids = _submit_batch(
+            platform_client, "bkill", [synthetic_png(200 + i, 1200, 900) for i in range(16)]
+        )
+        worker = start_worker()
+        wait_for(
+            lambda: Media.objects.filter(hash_status="processing").exists(),
+            interval=0.01,
+            message="a batch in progress",
+        )
+        killed = worker.kill_child()
+        wait_for(
+            lambda: worker.children() and killed not in worker.children(),
+            message="the pool to replace the killed process",
+        )
+        settings.SAFEGUARD_HASH_STUCK_AFTER_SECONDS = 0
+        # The sweeper runs every second here, far faster than beat: room for its re-enqueues.
+        settings.SAFEGUARD_HASH_MAX_ATTEMPTS = 50
+        wait_for(
+            lambda: sweep_stuck_media_task() == 0 and _all_hashed(),
+            timeout=240,
+            interval=1,
+            message=f"every batch item to be hashed after the kill\n{worker.output()}",
+        )
+        assert Media.objects.filter(item_id__in=ids, hash_status="done").count() == len(ids)
+        hashed = Counter(
+            AuditEvent.objects.filter(verb="media.hashed").values_list("object_id", flat=True)
+        )
+        assert len(hashed) == len(ids) and set(hashed.values()) == {1}
 
 
 class RealWorkerVideoTests:
