@@ -19,7 +19,10 @@ hash-list table:
   small     the exchange phase for N/10 hashes, to show memory is bounded (independent of N)
 
 Reported: wall time, rows/s, peak RSS (ru_maxrss) per phase; the exchange/CSV time ratio; the
-N vs N/10 RSS ratio; progress samples (pages applied over time) of the exchange phase.
+N vs N/10 RSS ratio; progress samples (pages applied over time) of the exchange phase. Then
+(PostgreSQL) a delta on the indexed CSV list: 10,000 new hashes and 1,000 withdrawals written
+as an import writes them, made matchable by the refresh task's work -- seconds from the write
+to matchable against the full index build of the same list (what every change cost before).
 
 Correctness, checked on every run: each phase ends with exactly N live hashes in its list;
 the exchange phase with N provenance rows, fetch status done and a checkpoint at the last
@@ -53,6 +56,7 @@ sys.path.insert(0, str(REPO_ROOT))
 FAKE = REPO_ROOT / "tests" / "moderation" / "exchanges" / "fake_exchange.py"
 SEED = 20261130
 PAGE_SIZE = 800
+DELTA = 10_000  # new hashes written to the indexed CSV list afterwards (issue 15 part 8)
 
 
 # --- environment ------------------------------------------------------------------------------
@@ -133,6 +137,75 @@ def _index(hash_list: Any) -> float:
     return time.perf_counter() - started
 
 
+def _delta(hash_list: Any, size: int) -> dict[str, Any]:
+    """Part 8 of issue 15 on the indexed list: ``size`` new hashes and ``size // 10``
+    withdrawals written as an import or a fetch writes them, then the refresh task's work
+    (bank_refresh): seconds from the write to matchable, against the full build just measured
+    (what every change cost before). Checks the new hashes match, the withdrawn ones don't, and
+    no new base was built."""
+    import random
+
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from core.audit import SystemActor
+    from moderation.matching.banks import bank_load, bank_refresh, bank_status, match_perceptual
+    from moderation.models import HashList, KnownHash
+    from moderation.services.hashlists import (
+        ParsedRow,
+        hash_list_changed,
+        known_hashes_upsert,
+        known_hashes_withdraw,
+    )
+
+    if connection.vendor != "postgresql":
+        return {}
+    rng = random.Random(SEED + 1)
+    values = [f"{rng.getrandbits(256):064x}" for _ in range(size)]
+    old = list(
+        KnownHash.objects.filter(hash_list=hash_list)
+        .order_by("id")
+        .values_list("id", "value")[: size // 10]
+    )
+    bases = sorted(p.name for p in Path(settings.SAFEGUARD_INDEX_DIR).glob("*-b*[0-9]"))
+    started = time.perf_counter()
+    with transaction.atomic():
+        known_hashes_upsert(
+            hash_list=hash_list,
+            rows=[
+                ParsedRow(line=i, value=v, category="", metadata={}) for i, v in enumerate(values)
+            ],
+        )
+        known_hashes_withdraw(
+            hash_list=hash_list,
+            known_hash_ids=[i for i, _ in old],
+            actor=SystemActor("benchmark"),
+            reason="benchmark",
+        )
+        hash_list_changed(hash_list_id=hash_list.pk, rescan=False)
+    written = time.perf_counter() - started
+    bank_refresh(hash_list.pk)
+    matchable = time.perf_counter() - started
+    fresh = HashList.objects.get(pk=hash_list.pk)
+    found = sum(bool(match_perceptual(v, fresh)) for v in values[:: max(1, size // 100)])
+    gone = sum(bool(match_perceptual(v, fresh)) for _, v in old[:: max(1, len(old) // 100)])
+    layered = bank_load(fresh).index
+    return {
+        "size": size,
+        "withdrawn": len(old),
+        "write_seconds": written,
+        "matchable_seconds": matchable,
+        "status": bank_status(fresh),
+        "new_found": found,
+        "new_checked": len(values[:: max(1, size // 100)]),
+        "withdrawn_matched": gone,
+        "delta_rows": getattr(layered, "delta_size", None),
+        "tombstones": getattr(layered, "tombstones", None),
+        "rebuilt": sorted(p.name for p in Path(settings.SAFEGUARD_INDEX_DIR).glob("*-b*[0-9]"))
+        != bases,
+    }
+
+
 def phase(name: str, count: int, csv_path: str, url: str) -> dict[str, Any]:
     import django
 
@@ -193,12 +266,16 @@ def phase(name: str, count: int, csv_path: str, url: str) -> dict[str, Any]:
         result["entries"] = ExchangeEntry.objects.filter(exchange=exchange).count()
         result["checkpoint"] = exchange.checkpoint
     fetched = time.perf_counter() - started
+    # Peak RSS of the fetch (or import) alone, before the match index is built for the list.
+    result["fetch_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["index_seconds"] = _index(hash_list)
     result["seconds"] = time.perf_counter() - started
     result["fetch_seconds"] = fetched
     result["live"] = KnownHash.objects.filter(hash_list=hash_list, withdrawn_at=None).count()
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["samples"] = samples
+    if name == "csv":
+        result["delta"] = _delta(hash_list, DELTA)
     return result
 
 
@@ -324,17 +401,39 @@ def report(results: list[dict[str, Any]], count: int, small: int) -> int:
         print(
             f"{r['phase']:9} {r['count']:>9,} hashes  {r['seconds']:8.1f} s  "
             f"({r['fetch_seconds']:.1f} s fetch/import + {r['index_seconds']:.1f} s index)  "
-            f"{r['count'] / r['seconds']:>9,.0f} rows/s  peak RSS {r['peak_rss_mb']:,.0f} MB"
+            f"{r['count'] / r['seconds']:>9,.0f} rows/s  peak RSS {r['fetch_rss_mb']:,.0f} MB "
+            f"fetching/importing, {r['peak_rss_mb']:,.0f} MB with the index"
             + (f"  {r['pages']} pages" if "pages" in r else "")
         )
     exchange, csv = by["exchange"], by["csv"]
     print(f"exchange / CSV time: {exchange['seconds'] / csv['seconds']:.2f}x")
     print(
-        f"exchange peak RSS at {count:,} vs {small:,} hashes: "
-        f"{exchange['peak_rss_mb'] / by['small']['peak_rss_mb']:.2f}x"
-        f"  (CSV import: {csv['peak_rss_mb']:,.0f} MB)"
+        f"exchange fetch peak RSS at {count:,} vs {small:,} hashes: "
+        f"{exchange['fetch_rss_mb'] / by['small']['fetch_rss_mb']:.2f}x"
+        f"  (CSV import: {csv['fetch_rss_mb']:,.0f} MB)"
     )
-    print("progress (s, records):", ", ".join(f"{t:.0f}:{n}" for t, n in exchange["samples"]))
+    samples = exchange["samples"]
+    step = max(1, len(samples) // 20)
+    print(
+        "progress (s: records):",
+        ", ".join(f"{t:.0f}: {n:,}" for t, n in samples[::step]),
+    )
+    delta = csv.get("delta") or {}
+    if delta:
+        if delta["new_found"] != delta["new_checked"] or delta["withdrawn_matched"]:
+            problems.append(f"delta: {delta}")
+        print(
+            f"delta: {delta['size']:,} new + {delta['withdrawn']:,} withdrawn on the "
+            f"{count:,}-hash list: written in {delta['write_seconds']:.2f} s, matchable "
+            f"{delta['matchable_seconds'] - delta['write_seconds']:.2f} s after the commit "
+            f"(refresh), vs {csv['index_seconds']:.1f} s for a full build of the list "
+            f"({csv['index_seconds'] / (delta['matchable_seconds'] - delta['write_seconds']):.1f}x);"
+            " "
+            f"freshness shown to admins {delta['status']['freshness_seconds']} s; delta "
+            f"{delta['delta_rows']:,} rows, {delta['tombstones']:,} tombstones, new base built: "
+            f"{delta['rebuilt']}; {delta['new_found']}/{delta['new_checked']} new hashes "
+            f"matched, {delta['withdrawn_matched']} withdrawn matched"
+        )
     for problem in problems:
         print("CHECK FAILED:", problem)
     return 1 if problems else 0

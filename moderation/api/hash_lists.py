@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -14,12 +15,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.permissions import ReadPermission
+from moderation.matching.banks import bank_status
 from moderation.models import HashImport, HashList
 from moderation.services.hashlists import hash_import_start, hash_list_upsert
 
 
 class HashListSerializer(serializers.ModelSerializer):
     size = serializers.IntegerField(read_only=True, source="hashes.count")
+    index = serializers.SerializerMethodField(
+        help_text="This server's match index of the list, read-only: base, delta and "
+        "tombstones, and freshness (seconds from an entry's fetch or import to matchable)."
+    )
 
     class Meta:
         model = HashList
@@ -33,10 +39,15 @@ class HashListSerializer(serializers.ModelSerializer):
             "verified",
             "version",
             "size",
+            "index",
             "created_at",
             "updated_at",
         )
-        read_only_fields = ("id", "version", "size", "created_at", "updated_at")
+        read_only_fields = ("id", "version", "size", "index", "created_at", "updated_at")
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_index(self, obj: HashList) -> dict[str, Any]:
+        return bank_status(obj)
 
 
 class HashListInputSerializer(serializers.Serializer):

@@ -29,6 +29,27 @@ substring ``(start, width)`` covers bits ``start .. start + width - 1`` in that 
 
 Memory at 10 M PDQ codes with the default plan (11 substrings of 23/24 bits): codes 320 MB +
 ids 440 MB + offsets 470 MB = 1.23 GB.
+
+**Dense rows** (real-shaped lists). Real lists hold families of near-duplicates and low-entropy
+hashes (flat images): their substrings pile into a few buckets, and one probe of such a bucket
+returns thousands of candidates -- the tail. So at build time the rows of oversized buckets
+(more than ``bucket_cap`` rows, by default ``max(32, 8 x`` the uniform mean) in ANY substring
+table are taken out of the MIH tables entirely (taking a row out of one table only would break
+the pigeonhole argument) and put in a small **dense set**, grouped around pivots: the bitwise
+majority code of each crowded bucket's rows (about its family's centre), near-identical centres
+merged; rows more than ``bits // 4`` from their pivot (a uniform row that merely shares a crowded
+bucket) go back to the tables. Within a group rows are sorted by distance to the pivot. By the
+triangle inequality ``d(q, x) >= |d(q, p) - d(x, p)|``, so a query verifies only the rows whose
+distance to their pivot lies in ``[d(q, p) - r, d(q, p) + r]``: a family's rows for a query near
+that family, none for a query far from every family. Exact, like the rest. What a query verifies
+is then about the cap per probed bucket (plus the rows sent back, which are spread out) and at
+most the rows of the families near it -- not every row of every crowded bucket it probes.
+
+* ``dense_rows``  ``(h,) uint32``: row ids of the dense set, ordered by (pivot, distance).
+* ``dense_codes`` ``(h, bits // 8) uint8``: their codes in that order (contiguous: cheap gathers).
+* ``pivots``      ``(p, bits // 8) uint8``: the pivot codes.
+* ``pivot_cum``   ``(p, bits + 2) uint32``: ``pivot_cum[g, t]`` = position in ``dense_rows`` of
+  the first row of group ``g`` at distance ``>= t`` from its pivot (``t = bits + 1``: the end).
 """
 
 from __future__ import annotations
@@ -46,13 +67,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["HammingIndex", "brute_force", "hex_to_codes"]
+__all__ = ["HammingIndex", "LayeredIndex", "brute_force", "hex_to_codes"]
 
 #: Below this many codes :meth:`HammingIndex.build` keeps a flat (brute-force) index.
 DEFAULT_MIN_MIH_SIZE = 100_000
 
 FORMAT_NAME = "safeguard-hamming-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 directories (no dense set) still load.
+_READABLE_VERSIONS = (1, 2)
 
 # Substring widths above this would make the bucket directory (2**w entries per substring) huge.
 _MAX_SUBSTRING_WIDTH = 28
@@ -64,6 +87,17 @@ _SCAN_CHUNK_BYTES = 1 << 19
 # at 10 M a query has 3-5 k probes and 3-19 k candidates, the work is random memory reads, and
 # bigger batches measured no faster (2**18 probes: 2-3x slower at 1 M, arrays leave the cache).
 _BATCH_PROBES = 1 << 12
+
+# Bucket cap: a bucket may hold at most max(_MIN_BUCKET_CAP, _CAP_OVER_MEAN x the uniform mean
+# n / 2**w) rows before its rows move to the dense set. Uniform codes never get near it (10 M in
+# 2**23 buckets: Poisson(1.2)); families and low-entropy hashes do.
+_MIN_BUCKET_CAP = 32
+_CAP_OVER_MEAN = 8
+# Dense-set centres merged greedily, biggest first, for at most this many pivots (each round is
+# one vectorised pass over the centres left).
+_MAX_MERGE_ROUNDS = 8192
+
+_DENSE_FILES = ("dense_rows", "dense_codes", "pivots", "pivot_cum")
 
 _HEX_RE = re.compile(r"[0-9a-fA-F]*")
 
@@ -365,6 +399,139 @@ def _flip_masks(width: int, k: int) -> np.ndarray:
     return np.asarray(masks, dtype=np.int64)
 
 
+def _split_results(
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], nq: int
+) -> list[list[tuple[int, int]]]:
+    """Merge (rows, distances, query numbers) parts: sort by (query, distance, row) with one
+    lexsort, drop adjacent duplicate (query, row) pairs, split per query."""
+    found = [part for part in found if part[0].size]
+    if not found:
+        return [[] for _ in range(nq)]
+    rows_k = np.concatenate([p[0] for p in found])
+    d_k = np.concatenate([p[1] for p in found]).astype(np.int64)
+    q_k = np.concatenate([p[2] for p in found])
+    order = np.lexsort((rows_k, d_k, q_k))
+    rows_k, d_k, q_k = rows_k[order], d_k[order], q_k[order]
+    fresh = np.ones(rows_k.size, dtype=bool)
+    fresh[1:] = (rows_k[1:] != rows_k[:-1]) | (q_k[1:] != q_k[:-1])
+    rows_k, d_k, q_k = rows_k[fresh], d_k[fresh], q_k[fresh]
+    if nq == 1:
+        return [_pairs(rows_k, d_k)]
+    bounds = np.searchsorted(q_k, np.arange(nq + 1))
+    return [
+        _pairs(rows_k[bounds[i] : bounds[i + 1]], d_k[bounds[i] : bounds[i + 1]]) for i in range(nq)
+    ]
+
+
+def bucket_caps(widths: Sequence[int], n: int) -> tuple[int, ...]:
+    """Largest bucket each substring table may keep (see "Dense rows" in the module docstring)."""
+    return tuple(max(_MIN_BUCKET_CAP, math.ceil(_CAP_OVER_MEAN * n / 2.0**w)) for w in widths)
+
+
+def _crowded_buckets(codes: np.ndarray, widths: Sequence[int], caps: Sequence[int]) -> np.ndarray:
+    """Per row, the global number of the fullest over-cap bucket it falls into (-1: none)."""
+    n = codes.shape[0]
+    fullest = np.zeros(n, dtype=np.int64)
+    bucket = np.full(n, -1, dtype=np.int64)
+    start = base = 0
+    for w, cap in zip(widths, caps, strict=True):
+        keys = _substring_values(codes, start, w).astype(np.int64)
+        counts = np.bincount(keys, minlength=1 << w)
+        if int(counts.max(initial=0)) > cap:
+            c = counts.take(keys)
+            better = (c > cap) & (c > fullest)
+            fullest[better] = c[better]
+            bucket[better] = keys[better] + base
+            del c, better
+        del keys, counts
+        start += w
+        base += 1 << w
+    return bucket
+
+
+def _majority(codes: np.ndarray, rows: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
+    """Bitwise majority code of each group (``rows`` sorted by ``group``): about the centre of a
+    family of near-duplicates."""
+    bits = codes.shape[1] * 8
+    ones = np.zeros((groups, bits), dtype=np.int64)
+    for s in range(0, rows.size, 1 << 17):
+        g = group[s : s + (1 << 17)]
+        unpacked = np.unpackbits(codes[rows[s : s + (1 << 17)]], axis=1)
+        first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        ones[g[first]] += np.add.reduceat(unpacked, first, axis=0, dtype=np.int64)
+    sizes = np.bincount(group, minlength=groups)
+    return np.packbits((2 * ones > sizes[:, None]).astype(np.uint8), axis=1)
+
+
+def _merge_centres(
+    centres: np.ndarray, sizes: np.ndarray, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pivots, pivot of each centre): centres within ``bits // 8`` of a bigger one join it.
+
+    One family crowds many buckets (its centre's substrings, and their neighbours), and the
+    majority codes of those buckets' rows all sit near the family centre: without merging,
+    a 20,000-member family would cost dozens of pivots that every query measures. Greedy,
+    biggest first, for at most ``_MAX_MERGE_ROUNDS`` pivots; centres left then stay pivots of
+    their own.
+    """
+    words = _word_view(centres)
+    owner = np.full(centres.shape[0], -1, dtype=np.int64)
+    remaining = np.argsort(-sizes, kind="stable")
+    leads: list[int] = []
+    while remaining.size and len(leads) < _MAX_MERGE_ROUNDS:
+        lead = int(remaining[0])
+        near = _row_popcount(words[remaining] ^ words[lead]) <= bits // 8
+        owner[remaining[near]] = len(leads)
+        leads.append(lead)
+        remaining = remaining[~near]
+    owner[remaining] = np.arange(len(leads), len(leads) + remaining.size)
+    chosen = np.concatenate([np.asarray(leads, dtype=np.int64), remaining])
+    return np.ascontiguousarray(centres[chosen]), owner
+
+
+def _build_dense(
+    codes: np.ndarray, widths: Sequence[int], caps: Sequence[int], bits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The dense set: ``(dense_rows, dense_codes, pivots, pivot_cum)``, or None if no bucket is
+    over its cap.
+
+    Steps:
+      1. Crowded rows: those in an over-cap bucket of any table; each is labelled with the
+         fullest such bucket (rows of one family share their centre's substrings).
+      2. One centre per label: the bitwise majority of its rows (about the family centre);
+         centres near a bigger one are merged into it (:func:`_merge_centres`).
+      3. Rows within ``bits // 4`` of their pivot form the dense set; the others (a uniform
+         row that happens to share a crowded bucket) stay in the MIH tables -- they are few,
+         and not near each other.
+      4. Order the dense rows by (pivot, distance to pivot) and tabulate, per pivot, where each
+         distance starts (``pivot_cum``), so a query reads one contiguous slice per pivot.
+    """
+    bucket = _crowded_buckets(codes, widths, caps)
+    crowded = np.flatnonzero(bucket >= 0)
+    if not crowded.size:
+        return None
+    labels, label = np.unique(bucket.take(crowded), return_inverse=True)
+    del bucket
+    order = np.argsort(label, kind="stable")
+    crowded, label = crowded[order], label[order]
+    centres = _majority(codes, crowded, label, labels.size)
+    pivots, pivot_of_label = _merge_centres(centres, np.bincount(label), bits)
+    pivot = pivot_of_label.take(label)
+    dist = _row_popcount(_word_view(codes[crowded]) ^ _word_view(pivots).take(pivot, axis=0))
+    near = dist <= bits // 4
+    rows, pivot, dist = crowded[near], pivot[near], dist[near]
+    used, pivot = np.unique(pivot, return_inverse=True)
+    pivots = np.ascontiguousarray(pivots[used])
+    order = np.lexsort((dist, pivot))
+    rows, pivot, dist = rows[order], pivot[order], dist[order]
+    span = bits + 1  # distances 0..bits
+    counts = np.bincount(pivot * span + dist, minlength=used.size * span)
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    starts = np.arange(used.size, dtype=np.int64)[:, None] * span
+    pivot_cum = cum[starts + np.arange(span + 1)[None, :]].astype(np.uint32)
+    return rows.astype(np.uint32), np.ascontiguousarray(codes[rows]), pivots, pivot_cum
+
+
 # --------------------------------------------------------------------------------------------
 # The index
 # --------------------------------------------------------------------------------------------
@@ -395,8 +562,12 @@ class HammingIndex:
         widths: tuple[int, ...] | None = None,
         offsets: np.ndarray | None = None,
         ids: np.ndarray | None = None,
+        dense: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        """Assemble an index from its arrays. Use :meth:`build` or :meth:`load` instead."""
+        """Assemble an index from its arrays. Use :meth:`build` or :meth:`load` instead.
+
+        ``dense`` is ``(dense_rows, dense_codes, pivots, pivot_cum)`` (see the module docstring).
+        """
         self.bits = int(bits)
         self.max_radius = int(max_radius)
         self.size = int(codes.shape[0])
@@ -405,6 +576,18 @@ class HammingIndex:
         self._widths = widths
         self._offsets = offsets
         self._ids = ids
+        self._dense = dense if dense is not None and dense[0].size else None
+        if self._dense is not None:
+            self._dense_words = _word_view(self._dense[1])
+            self._pivot_words = _word_view(self._dense[2])
+            self._pivot_cum_flat = self._dense[3].reshape(-1)
+            # Farthest row of each group from its pivot: a query farther than that plus the
+            # radius from a pivot skips the group without touching its table row.
+            counts = np.diff(np.asarray(self._dense[3], dtype=np.int64), axis=1)
+            self._pivot_reach = (self.bits - np.argmax(counts[:, ::-1] > 0, axis=1)).astype(
+                np.int64
+            )
+            del counts
         # Probe tables per flip count k, built lazily: (bucket base per probe, mask per probe,
         # substring index per probe). Small (P <= a few thousand entries).
         self._probe_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -424,6 +607,7 @@ class HammingIndex:
         max_radius: int,
         min_mih_size: int = DEFAULT_MIN_MIH_SIZE,
         substrings: int | None = None,
+        bucket_cap: int | None = None,
     ) -> HammingIndex:
         """Build an index over ``codes`` (``(n, bits // 8)`` uint8; copied, so later changes to
         the caller's array don't affect the index).
@@ -435,6 +619,8 @@ class HammingIndex:
             min_mih_size: below this many codes keep a flat (brute-force) index. Pass 0 to force
                 multi-index hashing (tests do, to exercise it on small data).
             substrings: override the number of MIH substrings (default: :func:`plan_substrings`).
+            bucket_cap: largest bucket kept in the MIH tables (default: :func:`bucket_caps`);
+                rows of bigger buckets go to the dense set. Tests pass small caps.
 
         Steps:
           1. Validate and copy the codes. Small lists: done (flat index).
@@ -446,6 +632,8 @@ class HammingIndex:
           4. Close the directory with ``offsets[-1] = m * n``, so ``offsets[g + 1]`` is always
              the end of bucket ``g`` -- including the last bucket of each table, whose end is the
              first bucket of the next table.
+          Before 3: rows in a bucket above the cap in any table are set aside (``n`` above is
+          then the number of other rows) and grouped around pivots (:func:`_build_dense`).
 
         Cost: one argsort of ``n`` uint32 keys per substring (~0.7 s per 10 M keys here), i.e.
         13-22 s measured for 10 M PDQ codes (3-9 s for 10 M 64-bit); peak extra memory is the
@@ -468,28 +656,40 @@ class HammingIndex:
 
         widths = plan_substrings(bits, int(max_radius), n, substrings)
         m = len(widths)
+        caps = bucket_caps(widths, n) if bucket_cap is None else (int(bucket_cap),) * m
+        dense = _build_dense(codes_copy, widths, caps, bits)
+        light = None
+        if dense is not None:
+            mask = np.ones(n, dtype=bool)
+            mask[dense[0]] = False
+            light = np.flatnonzero(mask).astype(np.uint32)
+            del mask
+        nl = n if light is None else int(light.size)
         buckets = sum(1 << w for w in widths)
-        # Offsets index into ids (m * n entries): uint32 while that fits, to halve the directory.
-        off_dtype = np.uint32 if m * n < 1 << 32 else np.uint64
+        # Offsets index into ids (m * nl entries): uint32 while that fits, to halve the directory.
+        off_dtype = np.uint32 if m * nl < 1 << 32 else np.uint64
         offsets = np.empty(buckets + 1, dtype=off_dtype)
-        ids = np.empty(m * n, dtype=np.uint32)
+        ids = np.empty(m * nl, dtype=np.uint32)
         start_bit = 0
         base = 0
         for j, w in enumerate(widths):
             keys = _substring_values(codes_copy, start_bit, w).astype(np.uint32)
+            if light is not None:
+                keys = keys.take(light)
             counts = np.bincount(keys, minlength=1 << w)
             # Exclusive prefix sum = first position of each bucket within this table.
             starts = np.cumsum(counts)
             starts -= counts
-            starts += j * n
+            starts += j * nl
             offsets[base : base + (1 << w)] = starts
             # Row order inside a bucket doesn't matter (results are sorted at the end), so the
             # fast unstable sort is fine.
-            ids[j * n : (j + 1) * n] = np.argsort(keys)
-            del keys, counts, starts
+            order = np.argsort(keys)
+            ids[j * nl : (j + 1) * nl] = order if light is None else light.take(order)
+            del keys, counts, starts, order
             start_bit += w
             base += 1 << w
-        offsets[-1] = m * n
+        offsets[-1] = m * nl
         return cls(
             bits=bits,
             max_radius=int(max_radius),
@@ -497,6 +697,7 @@ class HammingIndex:
             widths=widths,
             offsets=offsets,
             ids=ids,
+            dense=dense,
         )
 
     # ---- introspection ---------------------------------------------------------------------
@@ -521,13 +722,46 @@ class HammingIndex:
         total = int(self._codes.nbytes)
         if self._offsets is not None and self._ids is not None:
             total += int(self._offsets.nbytes) + int(self._ids.nbytes)
+        if self._dense is not None:
+            total += sum(int(a.nbytes) for a in self._dense)
         return total
+
+    def probe_cost(self, query: np.ndarray | bytes | str, radius: int) -> tuple[int, int]:
+        """(MIH candidates, dense-set rows) one search of ``query`` verifies: the work behind
+        its latency, independent of machine load (benchmarks report it beside the timings)."""
+        radius = _check_radius(radius, self.max_radius)
+        q = _as_query(query, self.bits)[None, :]
+        if not self.uses_mih or self.size == 0:
+            return self.size, 0
+        assert self._offsets is not None
+        base, masks, sub = self._probes(radius // len(self.substring_widths))
+        buckets = ((self._query_substrings(q)[:, sub] ^ masks) + base).ravel()
+        offsets = self._offsets
+        mih = int((offsets.take(buckets + 1).astype(np.int64) - offsets.take(buckets)).sum())
+        if self._dense is None:
+            return mih, 0
+        dq = _row_popcount(self._pivot_words ^ _word_view(q)[0])
+        cell = np.arange(dq.size, dtype=np.int64) * (self.bits + 2)
+        top = self.bits + 1
+        lo = self._pivot_cum_flat.take(cell + np.clip(dq - radius, 0, top)).astype(np.int64)
+        hi = self._pivot_cum_flat.take(cell + np.clip(dq + radius + 1, 0, top)).astype(np.int64)
+        return mih, int((hi - lo).sum())
+
+    @property
+    def dense_size(self) -> int:
+        """Rows held in the dense set (out of the MIH tables), 0 if none."""
+        return 0 if self._dense is None else int(self._dense[0].size)
+
+    @property
+    def pivot_count(self) -> int:
+        """Pivots of the dense set."""
+        return 0 if self._dense is None else int(self._dense[2].shape[0])
 
     def __repr__(self) -> str:
         layout = f"mih{list(self._widths)}" if self._widths else "flat"
         return (
             f"HammingIndex(bits={self.bits}, max_radius={self.max_radius}, size={self.size}, "
-            f"layout={layout}, nbytes={self.nbytes()})"
+            f"layout={layout}, dense={self.dense_size}, nbytes={self.nbytes()})"
         )
 
     # ---- search ----------------------------------------------------------------------------
@@ -611,8 +845,9 @@ class HammingIndex:
           5. Verify every candidate against its own query: XOR + popcount on the full code.
              Duplicates (a true neighbour found via several substrings) are verified twice; that
              is cheaper than de-duplicating all candidates first, since almost all are unique.
-          6. Keep ``distance <= radius``; sort by (query, distance, row) with one lexsort and drop
-             adjacent duplicate (query, row) pairs; split per query.
+          6. Keep ``distance <= radius``; add the dense rows' hits (:meth:`_dense_search`); sort
+             by (query, distance, row) with one lexsort and drop adjacent duplicate (query, row)
+             pairs; split per query.
         """
         assert self._offsets is not None and self._ids is not None
         nq = qs.shape[0]
@@ -634,50 +869,96 @@ class HammingIndex:
         # 4. Candidate positions in ids, vectorised ragged concatenation.
         ends_cum = np.cumsum(lengths)
         total = int(ends_cum[-1]) if ends_cum.size else 0
-        if total == 0:
-            return [[] for _ in range(nq)]
-        shift = starts - (ends_cum - lengths)
-        pos = np.repeat(shift, lengths)
-        pos += np.arange(total, dtype=np.int64)
-        rows = self._ids.take(pos)
-
-        # 5. Verify on full codes.
         qwords = _word_view(qs)
-        if self._words.shape[1] == 1:
-            # 64-bit codes: 1-D gathers and compares are ~3x cheaper than on (n, 1) arrays.
-            words, qwords = self._words.reshape(-1), qwords.reshape(-1)
-        else:
-            words = self._words
-        cand = words.take(rows, axis=0)
-        if nq == 1:
-            qidx = np.zeros(total, dtype=np.int64)
-            x = cand ^ qwords[0]
-        else:
-            per_query = ends_cum[nprobe - 1 :: nprobe].copy()
-            per_query[1:] -= per_query[:-1].copy()
-            qidx = np.repeat(np.arange(nq, dtype=np.int64), per_query)
-            x = cand ^ qwords.take(qidx, axis=0)
-        d = _row_popcount(x)
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        if total:
+            shift = starts - (ends_cum - lengths)
+            pos = np.repeat(shift, lengths)
+            pos += np.arange(total, dtype=np.int64)
+            rows = self._ids.take(pos)
 
-        # 6. Filter, order, de-duplicate, split.
-        keep = np.flatnonzero(d <= radius)
-        if keep.size == 0:
-            return [[] for _ in range(nq)]
-        rows_k = rows[keep].astype(np.int64)
-        d_k = d[keep]
-        q_k = qidx[keep]
-        order = np.lexsort((rows_k, d_k, q_k))
-        rows_k, d_k, q_k = rows_k[order], d_k[order], q_k[order]
-        fresh = np.ones(rows_k.size, dtype=bool)
-        fresh[1:] = (rows_k[1:] != rows_k[:-1]) | (q_k[1:] != q_k[:-1])
-        rows_k, d_k, q_k = rows_k[fresh], d_k[fresh], q_k[fresh]
-        if nq == 1:
-            return [_pairs(rows_k, d_k)]
-        bounds = np.searchsorted(q_k, np.arange(nq + 1))
-        return [
-            _pairs(rows_k[bounds[i] : bounds[i + 1]], d_k[bounds[i] : bounds[i + 1]])
-            for i in range(nq)
-        ]
+            # 5. Verify on full codes.
+            if self._words.shape[1] == 1:
+                # 64-bit codes: 1-D gathers and compares are ~3x cheaper than on (n, 1) arrays.
+                words, qw = self._words.reshape(-1), qwords.reshape(-1)
+            else:
+                words, qw = self._words, qwords
+            cand = words.take(rows, axis=0)
+            if nq == 1:
+                qidx = np.zeros(total, dtype=np.int64)
+                x = cand ^ qw[0]
+            else:
+                per_query = ends_cum[nprobe - 1 :: nprobe].copy()
+                per_query[1:] -= per_query[:-1].copy()
+                qidx = np.repeat(np.arange(nq, dtype=np.int64), per_query)
+                x = cand ^ qw.take(qidx, axis=0)
+            d = _row_popcount(x)
+            keep = np.flatnonzero(d <= radius)
+            found.append((rows[keep].astype(np.int64), d[keep], qidx[keep]))
+        if self._dense is not None:
+            found.append(self._dense_search(qwords, radius))
+        return _split_results(found, nq)
+
+    def _dense_search(
+        self, qwords: np.ndarray, radius: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, distances, query numbers) within ``radius`` among the dense rows.
+
+        Steps:
+          1. Distance from each query to every pivot (a few hundred XOR + popcounts).
+          2. Per (query, pivot): the slice of that pivot's rows whose distance to the pivot is
+             within ``radius`` of the query's (triangle inequality), from ``pivot_cum``.
+          3. Ragged concatenation of the slices, verify on the dense codes (contiguous).
+        """
+        assert self._dense is not None
+        dense_rows = self._dense[0]
+        npiv = self._pivot_words.shape[0]
+        span = self.bits + 2
+        top = self.bits + 1
+        rows_out: list[np.ndarray] = []
+        d_out: list[np.ndarray] = []
+        q_out: list[np.ndarray] = []
+        # Queries in groups, so the (queries x pivots x words) temporary stays small.
+        step = max(1, (1 << 16) // max(1, npiv))
+        for s in range(0, qwords.shape[0], step):
+            qw = qwords[s : s + step]
+            if qw.shape[0] == 1:
+                dq = _row_popcount(self._pivot_words ^ qw[0])
+                reach = self._pivot_reach
+            else:
+                x = qw[:, None, :] ^ self._pivot_words[None, :, :]
+                dq = _row_popcount(x.reshape(-1, x.shape[-1]))  # (q * p,), query-major
+                reach = np.tile(self._pivot_reach, qw.shape[0])
+            # Only groups the query can reach: d(q, p) - r <= the group's farthest row.
+            near = np.flatnonzero(dq - radius <= reach)
+            if not near.size:
+                continue
+            dq = dq[near]
+            lo_t = np.clip(dq - radius, 0, top)
+            hi_t = np.clip(dq + radius + 1, 0, top)
+            cell = (near % npiv) * span
+            lo = self._pivot_cum_flat.take(cell + lo_t).astype(np.int64)
+            lengths = self._pivot_cum_flat.take(cell + hi_t).astype(np.int64) - lo
+            ends_cum = np.cumsum(lengths)
+            total = int(ends_cum[-1]) if ends_cum.size else 0
+            if not total:
+                continue
+            pos = np.repeat(lo - (ends_cum - lengths), lengths)
+            pos += np.arange(total, dtype=np.int64)
+            qidx = np.repeat(s + near // npiv, lengths)
+            cand = self._dense_words.take(pos, axis=0)
+            if qwords.shape[0] == 1:
+                d = _row_popcount(cand ^ qwords[0])
+            else:
+                d = _row_popcount(cand ^ qwords.take(qidx, axis=0))
+            keep = np.flatnonzero(d <= radius)
+            rows_out.append(dense_rows.take(pos[keep]).astype(np.int64))
+            d_out.append(d[keep])
+            q_out.append(qidx[keep])
+        if not rows_out:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return np.concatenate(rows_out), np.concatenate(d_out), np.concatenate(q_out)
 
     # ---- persistence -----------------------------------------------------------------------
 
@@ -706,6 +987,9 @@ class HammingIndex:
             if self._offsets is not None and self._ids is not None:
                 arrays["offsets"] = self._offsets
                 arrays["ids"] = self._ids
+            if self._dense is not None:
+                for name, arr in zip(_DENSE_FILES, self._dense, strict=True):
+                    arrays[name] = arr
             for name, arr in arrays.items():
                 with open(tmp / f"{name}.npy", "wb") as fh:
                     np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
@@ -719,6 +1003,8 @@ class HammingIndex:
                 "size": self.size,
                 "layout": "mih" if self.uses_mih else "flat",
                 "substring_widths": list(self._widths) if self._widths else [],
+                "dense_size": self.dense_size,
+                "pivots": self.pivot_count,
                 "bit_order": "msb-first",
             }
             with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
@@ -749,7 +1035,7 @@ class HammingIndex:
         path = Path(directory)
         with open(path / "meta.json", encoding="utf-8") as fh:
             meta = json.load(fh)
-        if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
+        if meta.get("format") != FORMAT_NAME or meta.get("version") not in _READABLE_VERSIONS:
             raise ValueError(f"{path} is not a {FORMAT_NAME} v{FORMAT_VERSION} directory")
         mode = "r" if mmap else None
         bits = int(meta["bits"])
@@ -765,8 +1051,25 @@ class HammingIndex:
         offsets = np.load(path / "offsets.npy", mmap_mode=mode, allow_pickle=False)
         ids = np.load(path / "ids.npy", mmap_mode=mode, allow_pickle=False)
         n_buckets = sum(1 << w for w in widths)
-        if offsets.shape != (n_buckets + 1,) or ids.shape != (len(widths) * size,):
+        dense_size = int(meta.get("dense_size", 0))
+        if offsets.shape != (n_buckets + 1,) or ids.shape != (len(widths) * (size - dense_size),):
             raise ValueError(f"{path}: offsets/ids shapes do not match meta.json")
+        dense = None
+        if dense_size:
+            loaded = [
+                np.load(path / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+                for name in _DENSE_FILES
+            ]
+            pivots = int(meta["pivots"])
+            expected = [
+                (dense_size,),
+                (dense_size, bits // 8),
+                (pivots, bits // 8),
+                (pivots, bits + 2),
+            ]
+            if [a.shape for a in loaded] != expected:
+                raise ValueError(f"{path}: dense-set shapes do not match meta.json")
+            dense = (loaded[0], loaded[1], loaded[2], loaded[3])
         return cls(
             bits=bits,
             max_radius=int(meta["max_radius"]),
@@ -774,6 +1077,7 @@ class HammingIndex:
             widths=widths,
             offsets=offsets,
             ids=ids,
+            dense=dense,
         )
 
 
@@ -789,3 +1093,114 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# Base + delta - tombstones
+# --------------------------------------------------------------------------------------------
+
+
+class LayeredIndex:
+    """A base :class:`HammingIndex` plus a small delta, minus tombstones, in external ids.
+
+    Why: rebuilding a 10 M base takes 15-25 s plus I/O; a list changing every few minutes
+    would keep every machine rebuilding. New entries go to the delta (a flat scan: 10 k codes
+    are ~0.1 ms), withdrawn ones to the tombstones, and a new base is merged in the background.
+
+    * ``base_ids[row]`` is the external id (a KnownHash id) of base row ``row``; sorted
+      ascending (ids are looked up with a binary search).
+    * ``delta_codes`` / ``delta_ids``: entries added or changed since the base was built.
+    * ``removed_ids``: ids whose base row must not match any more -- withdrawn, no longer
+      eligible, or superseded by a delta row (an id in the delta hides its base row).
+
+    Results are ``(id, distance)`` sorted by (distance, id) and equal brute force over the live
+    set (base rows not removed, plus the delta). Immutable once built, so a lookup that holds
+    one sees one consistent view while a newer one is being built or swapped in.
+    """
+
+    def __init__(
+        self,
+        base: HammingIndex,
+        base_ids: np.ndarray,
+        *,
+        delta_codes: np.ndarray | None = None,
+        delta_ids: np.ndarray | None = None,
+        removed_ids: np.ndarray | None = None,
+    ) -> None:
+        if base_ids.shape != (base.size,):
+            raise ValueError(f"base_ids has shape {base_ids.shape}, expected ({base.size},)")
+        self.base = base
+        self.base_ids = base_ids
+        nbytes = base.bits // 8
+        codes = np.zeros((0, nbytes), np.uint8) if delta_codes is None else delta_codes
+        self.delta_ids = np.asarray(
+            np.zeros(0, np.int64) if delta_ids is None else delta_ids, dtype=np.int64
+        )
+        if codes.shape[0] != self.delta_ids.size:
+            raise ValueError("delta_codes and delta_ids differ in length")
+        self.delta = HammingIndex.build(
+            codes, bits=base.bits, max_radius=base.max_radius, min_mih_size=1 << 62
+        )
+        hidden = np.unique(
+            np.concatenate(
+                [np.asarray([] if removed_ids is None else removed_ids, np.int64), self.delta_ids]
+            )
+        )
+        pos = np.searchsorted(base_ids, hidden)
+        pos = pos[pos < base_ids.size]
+        found = pos[np.asarray(base_ids.take(pos)) == hidden[: pos.size]] if pos.size else pos
+        self._dead = frozenset(found.tolist())
+
+    @property
+    def bits(self) -> int:
+        return self.base.bits
+
+    @property
+    def max_radius(self) -> int:
+        return self.base.max_radius
+
+    @property
+    def delta_size(self) -> int:
+        return self.delta.size
+
+    @property
+    def tombstones(self) -> int:
+        """Base rows hidden (withdrawn, ineligible, or superseded by the delta)."""
+        return len(self._dead)
+
+    @property
+    def size(self) -> int:
+        """Live entries: base rows not hidden, plus the delta."""
+        return self.base.size - len(self._dead) + self.delta.size
+
+    def live(self) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, ids) of the live set, ids ascending: the input of a merged base."""
+        keep = np.ones(self.base.size, dtype=bool)
+        if self._dead:
+            keep[np.fromiter(self._dead, dtype=np.int64)] = False
+        codes = np.concatenate([np.asarray(self.base.codes)[keep], self.delta.codes])
+        ids = np.concatenate([np.asarray(self.base_ids)[keep], self.delta_ids])
+        order = np.argsort(ids, kind="stable")
+        return codes[order], ids[order]
+
+    def search_many(
+        self, queries: np.ndarray | Sequence[str], radius: int
+    ) -> list[list[tuple[int, int]]]:
+        """For each query, ``(id, distance)`` within ``radius``, sorted by (distance, id)."""
+        qs = _as_queries(queries, self.bits)
+        base_hits = self.base.search_many(qs, radius)
+        delta_hits = (
+            self.delta.search_many(qs, radius) if self.delta.size else [[] for _ in base_hits]
+        )
+        dead = self._dead
+        out = []
+        for hits, extra in zip(base_hits, delta_hits, strict=True):
+            found = [(int(self.base_ids[r]), d) for r, d in hits if r not in dead]
+            found += [(int(self.delta_ids[r]), d) for r, d in extra]
+            found.sort(key=lambda pair: (pair[1], pair[0]))
+            out.append(found)
+        return out
+
+    def search(self, query: np.ndarray | bytes | str, radius: int) -> list[tuple[int, int]]:
+        q = _as_query(query, self.bits)
+        return self.search_many(q[None, :], radius)[0]

@@ -517,12 +517,14 @@ def known_hashes_withdraw(
 
 
 def hash_list_changed(*, hash_list_id: int, rescan: bool) -> None:
-    """A list's entries changed: bump its version (retiring its match index) and, when
-    entries were added or changed, rescan stored media against it after commit (retroactive
-    matching)."""
+    """A list's entries changed: bump its version (each process's match index reads the
+    change as a delta on its next lookup; no rebuild) and, after commit, refresh the index now
+    (freshness recorded, merged in the background when the delta is large) and, when entries
+    were added or changed, rescan stored media against it (retroactive matching)."""
     HashList.objects.filter(pk=hash_list_id).update(
         version=F("version") + 1, updated_at=timezone.now()
     )
+    enqueue_on_commit("moderation.refresh_match_index", hash_list_id)
     if rescan:
         enqueue_on_commit("moderation.rescan_list", hash_list_id, 0)
 

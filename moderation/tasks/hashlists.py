@@ -1,10 +1,12 @@
-"""Hash list tasks: import an uploaded list file with progress; sweep imports whose worker died."""
+"""Hash list tasks: import an uploaded list file with progress; sweep imports whose worker died;
+keep a list's match index fresh (delta read now, merge into a new base in the background)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from core.enqueue import enqueue_on_commit
+from moderation.matching.banks import bank_refresh
 from moderation.services.hashlists import hash_import_run, hash_import_sweep_stuck
 
 
@@ -21,3 +23,10 @@ def sweep_stuck_imports_task() -> int:
     for import_id in stuck:
         enqueue_on_commit(import_hash_list_task, import_id)
     return len(stuck)
+
+
+@shared_task(name="moderation.refresh_match_index")
+def refresh_match_index_task(hash_list_id: int) -> None:
+    """After a list changed: its new entries matchable now, the freshness recorded, and the
+    delta merged into a new base once it is large (moderation.matching.banks.bank_refresh)."""
+    bank_refresh(hash_list_id)

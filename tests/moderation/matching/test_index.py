@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from moderation.matching.index import (
     HammingIndex,
+    LayeredIndex,
     _row_popcount,
     _substring_values,
     brute_force,
@@ -420,3 +421,139 @@ class PersistenceTests:
         (tmp_path / "meta.json").write_text('{"format": "something-else"}')
         with pytest.raises(ValueError):
             HammingIndex.load(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------
+# Real-shaped lists: families of near-duplicates and low-entropy hashes (issue 15 part 7)
+# ------------------------------------------------------------------------------------------
+
+
+def clustered_list(seed: int, bits: int, n_uniform: int = 300) -> np.ndarray:
+    """Families (a random centre, members 0..bits/5 bits away), low-entropy codes (a repeated
+    byte with a few flips, and sparse codes), and uniform codes, shuffled."""
+    rng = np.random.default_rng(seed)
+    nbytes = bits // 8
+    spread = bits * 48 // 256
+    rows = []
+    for _ in range(12):
+        centre = rng.integers(0, 256, nbytes, dtype=np.uint8)
+        for _ in range(int(rng.integers(5, 120))):
+            rows.append(flip(centre, rng.choice(bits, int(rng.integers(0, spread + 1)), False)))
+    for pattern in (0x00, 0xF8, 0xAA):
+        base = np.full(nbytes, pattern, dtype=np.uint8)
+        for _ in range(40):
+            rows.append(flip(base, rng.choice(bits, int(rng.integers(0, bits // 16)), False)))
+    rows.extend(rng.integers(0, 256, (n_uniform, nbytes), dtype=np.uint8))
+    codes = np.array(rows, dtype=np.uint8)
+    return codes[rng.permutation(codes.shape[0])]
+
+
+class DenseSetTests:
+    __test__ = True
+
+    @pytest.mark.parametrize("bits", [64, 256])
+    @pytest.mark.parametrize("cap", [2, 8, 32])
+    def test_it_is_exact_on_clustered_lists_with_crowded_buckets_set_aside(
+        self, bits: int, cap: int
+    ) -> None:
+        codes = clustered_list(bits + cap, bits)
+        radius = PROFILES[bits]
+        index = HammingIndex.build(
+            codes, bits=bits, max_radius=radius, min_mih_size=0, bucket_cap=cap
+        )
+        assert index.dense_size > 0 and index.pivot_count > 0
+        rng = np.random.default_rng(bits * cap)
+        queries = [
+            flip(codes[i], rng.choice(bits, int(rng.integers(0, radius + 8)), False))
+            for i in rng.integers(0, codes.shape[0], 60)
+        ]
+        queries += list(rng.integers(0, 256, (10, bits // 8), dtype=np.uint8))
+        for r in (0, radius // 2, radius):
+            many = index.search_many(np.array(queries), r)
+            for q, got in zip(queries, many, strict=True):
+                assert got == brute_force(codes, q, r) == index.search(q, r)
+
+    def test_buckets_stay_within_the_cap_after_the_crowd_is_set_aside(self) -> None:
+        codes = clustered_list(11, 256, n_uniform=2000)
+        index = HammingIndex.build(codes, bits=256, max_radius=31, min_mih_size=0, bucket_cap=8)
+        largest = int(np.diff(np.asarray(index._offsets, dtype=np.int64)).max())
+        uncapped = HammingIndex.build(
+            codes, bits=256, max_radius=31, min_mih_size=0, bucket_cap=1 << 40
+        )
+        assert uncapped.dense_size == 0
+        assert largest < int(np.diff(np.asarray(uncapped._offsets, dtype=np.int64)).max())
+        q = codes[0]
+        assert sum(index.probe_cost(q, 31)) <= sum(uncapped.probe_cost(q, 31))
+
+    def test_uniform_codes_have_no_dense_set_at_the_default_cap(self) -> None:
+        index = HammingIndex.build(
+            random_codes(3, 20_000, 256), bits=256, max_radius=31, min_mih_size=0
+        )
+        assert index.dense_size == 0
+
+    def test_a_saved_dense_set_loads_with_identical_results(self, tmp_path: Path) -> None:
+        codes = clustered_list(12, 256)
+        index = HammingIndex.build(codes, bits=256, max_radius=31, min_mih_size=0, bucket_cap=4)
+        index.save(tmp_path / "ix")
+        loaded = HammingIndex.load(tmp_path / "ix", mmap=True)
+        assert (loaded.dense_size, loaded.pivot_count) == (index.dense_size, index.pivot_count)
+        for q in codes[:40]:
+            assert loaded.search(q, 31) == index.search(q, 31) == brute_force(codes, q, 31)
+
+    def test_a_damaged_dense_set_is_refused(self, tmp_path: Path) -> None:
+        codes = clustered_list(13, 256)
+        HammingIndex.build(codes, bits=256, max_radius=31, min_mih_size=0, bucket_cap=4).save(
+            tmp_path / "ix"
+        )
+        np.save(tmp_path / "ix" / "pivots.npy", np.zeros((1, 32), dtype=np.uint8))
+        with pytest.raises(ValueError, match="dense-set shapes"):
+            HammingIndex.load(tmp_path / "ix")
+
+
+class LayeredIndexTests:
+    __test__ = True
+
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_base_plus_delta_minus_tombstones_equals_brute_force_over_the_live_set(
+        self, seed: int
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        base_codes = clustered_list(seed, 256)
+        base_ids = np.arange(10, 10 + 3 * base_codes.shape[0], 3, dtype=np.int64)
+        base = HammingIndex.build(base_codes, bits=256, max_radius=31, min_mih_size=0, bucket_cap=4)
+        delta_codes = np.array(
+            [flip(base_codes[i], rng.choice(256, 5, False)) for i in range(0, 60, 3)]
+        )
+        delta_ids = np.arange(10**6, 10**6 + delta_codes.shape[0], dtype=np.int64)
+        removed = base_ids[::7]
+        # An id in the delta hides its base row (the entry changed): take one over.
+        delta_ids[0] = base_ids[1]
+        layered = LayeredIndex(
+            base,
+            base_ids,
+            delta_codes=delta_codes,
+            delta_ids=delta_ids,
+            removed_ids=np.append(removed, 999_999_999),
+        )
+        live_codes, live_ids = layered.live()
+        assert np.all(np.diff(live_ids) > 0)
+        assert layered.size == live_ids.size
+        queries = list(base_codes[:50]) + list(delta_codes)
+        for q in queries:
+            expect = sorted(
+                ((int(live_ids[r]), d) for r, d in brute_force(live_codes, q, 31)),
+                key=lambda p: (p[1], p[0]),
+            )
+            assert layered.search(q, 31) == expect
+        for i in removed[:5]:
+            row = int(np.flatnonzero(base_ids == i)[0])
+            assert all(hit[0] != i for hit in layered.search(base_codes[row], 0))
+
+    def test_it_rejects_mismatched_arrays(self) -> None:
+        base = HammingIndex.build(random_codes(1, 50, 256), bits=256, max_radius=31)
+        with pytest.raises(ValueError, match="base_ids"):
+            LayeredIndex(base, np.arange(49))
+        with pytest.raises(ValueError, match="differ in length"):
+            LayeredIndex(
+                base, np.arange(50), delta_codes=random_codes(2, 3, 256), delta_ids=np.arange(2)
+            )
