@@ -1,5 +1,7 @@
 """Benchmark: HMA's GET /m/raw_lookup for PDQ over a large bank, through gunicorn, against a
-trivial authenticated endpoint served by the same gunicorn in the same run.
+trivial authenticated endpoint and against the old path of the same lookup (every middleware,
+DRF, the token read per request, DRF's history throttle), served by the same gunicorn in the
+same run.
 
     python benchmarks/bench_hma.py                        # 10 M hashes, 3 x 30 s per endpoint
     python benchmarks/bench_hma.py --quick                # 200 k hashes, 5 s: a smoke test
@@ -20,17 +22,21 @@ keeps the database, the index and the tokens for --reuse):
 3. The list's index is built once, outside the web server, by `bank_load` in a management
    shell (timed), into SAFEGUARD_INDEX_DIR; every gunicorn worker memory-maps those files, as
    production workers do.
-4. gunicorn serves config.urls plus one extra route, GET /api/bench/trivial: an APIView with the
-   project's authentication (token), permission (IsAuthenticated) and throttle, returning {}.
-   That is the baseline: the cost of an authenticated API request that does no work.
-5. Correctness: a sample of queries through /m/raw_lookup?include_distance=true must equal numpy
-   brute force over the same codes (ids and distances); exit 1 on any difference.
+4. gunicorn serves config.urls plus two extra routes. GET /api/bench/trivial: an APIView with
+   the project's authentication (token), permission (IsAuthenticated) and throttle, returning
+   {} — the cost of an authenticated API request that does no work. GET
+   /api/bench/drf/m/raw_lookup: the DRF view of /m/raw_lookup with the throttle it had before
+   the fixed window (DRF's pickled history), at a path the lean path (hma.fastpath) does not
+   take — the old path. /m/raw_lookup itself is answered by the lean path.
+5. Correctness: a sample of queries through both lookup paths (include_distance=true) must
+   equal numpy brute force over the same codes (ids and distances); exit 1 on any difference.
 6. Closed loop, --connections keep-alive clients (in --client-procs processes), each endpoint
-   --rounds times for --seconds, alternating trivial/lookup so drift hits both: throughput,
+   --rounds times for --seconds, alternating trivial/old/lean so drift hits all: throughput,
    p50/p99 latency measured at the client, and the server's CPU per request (gunicorn's
    processes and this database's PostgreSQL backends, from /proc). Then each endpoint over one
-   connection, for latency without queueing. The result is lookups/s, and the ratios of lookup
-   to trivial throughput and CPU per request in the same run.
+   connection, for latency without queueing. The result is lookups/s, and the same-run ratios
+   (throughput, and server CPU per request) of lean lookup to trivial, lean to old path, and
+   old path to trivial.
 
 Only synthetic data; only 127.0.0.1 is contacted.
 """
@@ -69,6 +75,7 @@ REDIS_BASE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 DB_NAME = os.environ.get("BENCH_DB_NAME", "safeguard_bench_hma")
 HOST = "127.0.0.1"
 BANK = "HMA_BENCH"
+OLD_ROUTE = "/api/bench/drf/m/raw_lookup"
 RADIUS = 31
 
 # The bench-only site, generated into the temp dir: config.urls plus the trivial endpoint.
@@ -81,6 +88,12 @@ from rest_framework.views import APIView
 from config.urls import handler404, urlpatterns as site  # noqa: F401
 
 
+from rest_framework.throttling import SimpleRateThrottle
+
+from core.throttling import TokenRateThrottle
+from hma.api import RawLookupApi
+
+
 class TrivialApi(APIView):
     """Authentication, permission and throttle as every API view; no work."""
 
@@ -88,14 +101,35 @@ class TrivialApi(APIView):
         return Response({})
 
 
-# Beside HMA's routes (the first in config.urls), so both resolve after the same patterns.
-trivial = path("api/bench/trivial", login_not_required(TrivialApi.as_view()))
+class HistoryThrottle(TokenRateThrottle):
+    """The per-token throttle as it was before the fixed window: DRF's SimpleRateThrottle,
+    which keeps the bucket's request times as a pickled list in the cache."""
+
+    allow_request = SimpleRateThrottle.allow_request
+    wait = SimpleRateThrottle.wait
+
+    def get_cache_key(self, request, view):
+        return super().get_cache_key(request, view) + ":history"
+
+
+class OldRawLookupApi(RawLookupApi):
+    """The old path: the DRF view behind every middleware, token read per request, the
+    history throttle. Its own path, so the lean path (hma.fastpath) does not take it."""
+
+    throttle_classes = [HistoryThrottle]
+
+
+# Beside HMA's routes (the first in config.urls), so all resolve after the same patterns.
+bench = [
+    path("api/bench/trivial", login_not_required(TrivialApi.as_view())),
+    path("api/bench/drf/m/raw_lookup", OldRawLookupApi.as_view()),
+]
 at = next(
     i
     for i, p in enumerate(site)
     if getattr(getattr(p, "urlconf_name", None), "__name__", None) == "hma.urls"
 )
-urlpatterns = [*site[:at], trivial, *site[at:]]
+urlpatterns = [*site[:at], *bench, *site[at:]]
 '''
 WSGI_MODULE = """
 import os
@@ -139,8 +173,12 @@ def make_data(n: int, n_queries: int, seed: int) -> tuple[np.ndarray, np.ndarray
 class _CopyStream(io.RawIOBase):
     """KnownHash rows as COPY text, produced chunk by chunk (10 M rows never sit in memory)."""
 
-    def __init__(self, codes: np.ndarray, first_id: int, list_id: int, created: str) -> None:
+    def __init__(
+        self, codes: np.ndarray, first_id: int, list_id: int, created: str, changed: bool
+    ) -> None:
         self.codes, self.first_id, self.list_id, self.created = codes, first_id, list_id, created
+        # KnownHash.changed_at (moderation 0018), stamped by a trigger that COPY skips here.
+        self.extra = f"\t{created}" if changed else ""
         self.row = 0
         self.chunk = memoryview(b"")
 
@@ -150,7 +188,7 @@ class _CopyStream(io.RawIOBase):
     def _next_chunk(self) -> None:
         rows = self.codes[self.row : self.row + 100_000]
         hexes = rows.tobytes().hex()
-        tail = f"\t\t{{}}\tf\t\\N\t\\N\t\t\\N\t{self.created}\n"
+        tail = f"\t\t{{}}\tf\t\\N\t\\N\t\t\\N\t{self.created}{self.extra}\n"
         head = f"\t{self.list_id}\t"
         start = self.first_id + self.row
         text = "".join(
@@ -347,12 +385,19 @@ def seed_bank(stack: Stack, codes: np.ndarray, tokens: int) -> tuple[list[str], 
             cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
         for name, _ in indexes:
             cur.execute(f'DROP INDEX "{name}"')
+        cur.execute(
+            "SELECT 1 FROM information_schema.columns"
+            " WHERE table_name = %s AND column_name = 'changed_at'",
+            [table],
+        )
+        changed = cur.fetchone() is not None
         cur.execute("SET session_replication_role = replica")
         cur.copy_expert(
             "COPY moderation_knownhash (id, hash_list_id, value, category, metadata, low_quality,"
-            " withdrawn_at, quarantined_at, quarantine_reason, released_at, created_at)"
-            " FROM STDIN",
-            _CopyStream(codes, first_id, list_id, "2026-01-01 00:00:00+00"),
+            " withdrawn_at, quarantined_at, quarantine_reason, released_at, created_at"
+            + (", changed_at" if changed else "")
+            + ") FROM STDIN",
+            _CopyStream(codes, first_id, list_id, "2026-01-01 00:00:00+00", changed),
             size=1 << 20,
         )
         cur.execute("SET session_replication_role = DEFAULT")
@@ -382,7 +427,9 @@ def seed_bank(stack: Stack, codes: np.ndarray, tokens: int) -> tuple[list[str], 
         "from moderation.models import HashList\n"
         f"hl = HashList.objects.get(pk={list_id})\n"
         "t = time.perf_counter(); bank = bank_load(hl); t = time.perf_counter() - t\n"
-        "print(f'BUILD={t} {bank.index.nbytes()} {len(bank.ids)}')\n",
+        # A layered bank (base + delta, moderation.matching.banks): the base's size.
+        "index = getattr(bank.index, 'base', bank.index)\n"
+        "print(f'BUILD={t} {index.nbytes()} {len(bank.ids)}')\n",
     )
     build = next(line[6:] for line in out.splitlines() if line.startswith("BUILD="))
     seconds, nbytes, size = build.split()
@@ -517,14 +564,16 @@ def run_load(
     }
 
 
-def verify(port: int, key: str, queries: np.ndarray, codes: np.ndarray, first_id: int) -> int:
+def verify(
+    port: int, key: str, queries: np.ndarray, codes: np.ndarray, first_id: int, route: str
+) -> int:
     """Raw lookups of a sample of queries against numpy brute force; returns mismatches."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=60)
+    conn = http.client.HTTPConnection(HOST, port, timeout=180)
     mismatches = 0
     for query in queries:
         conn.request(
             "GET",
-            f"/m/raw_lookup?signal_type=pdq&include_distance=true&signal={query.tobytes().hex()}",
+            f"{route}?signal_type=pdq&include_distance=true&signal={query.tobytes().hex()}",
             headers={"Authorization": f"Token {key}"},
         )
         response = conn.getresponse()
@@ -607,16 +656,29 @@ def main() -> int:
             f"/m/raw_lookup?signal_type=pdq&include_distance=true&signal={q.tobytes().hex()}"
             for q in queries
         ]
-        mismatches = verify(stack.port, keys[0], queries[: args.verify], codes, first_id)
-        print(
-            f"  verified {args.verify} queries against brute force: {mismatches} mismatches",
-            flush=True,
-        )
+        # The same queries through the old path: every middleware, DRF, the token read per
+        # request and the history throttle (OldRawLookupApi in the bench's URL conf).
+        old_paths = [OLD_ROUTE + p.removeprefix("/m/raw_lookup") for p in paths]
+        endpoints = {
+            "trivial": ["/api/bench/trivial"],
+            "old_path": old_paths,
+            "raw_lookup": paths,
+        }
+        mismatches = 0
+        for route in ("/m/raw_lookup", OLD_ROUTE):
+            wrong = verify(stack.port, keys[0], queries[: args.verify], codes, first_id, route)
+            print(
+                f"  verified {args.verify} queries through {route} against brute force: "
+                f"{wrong} mismatches",
+                flush=True,
+            )
+            mismatches += wrong
         # Warm every worker (its mmap and connections) before measuring.
         run_load(stack.port, keys, paths, max(3.0, min(10.0, args.seconds / 2)), args.client_procs)
-        rounds: dict[str, list[dict[str, Any]]] = {"trivial": [], "raw_lookup": []}
+        run_load(stack.port, keys, old_paths, 3.0, args.client_procs)
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in endpoints}
         for n in range(args.rounds):
-            for name, endpoint in (("trivial", ["/api/bench/trivial"]), ("raw_lookup", paths)):
+            for name, endpoint in endpoints.items():
                 measured = run_load(
                     stack.port, keys, endpoint, args.seconds, args.client_procs, stack.proc.pid
                 )
@@ -630,11 +692,14 @@ def main() -> int:
                 )
         # Latency without queueing: one connection, one request at a time.
         single: dict[str, dict[str, Any]] = {}
-        for name, endpoint in (("trivial", ["/api/bench/trivial"]), ("raw_lookup", paths)):
-            single[name] = run_load(stack.port, keys[:1], endpoint, max(5.0, args.seconds / 3), 1)
+        for name, endpoint in endpoints.items():
+            single[name] = run_load(
+                stack.port, keys[:1], endpoint, max(5.0, args.seconds / 3), 1, stack.proc.pid
+            )
             print(
                 f"  one connection {name:>10}: p50 {single[name]['p50_ms']:.2f} ms  p99 "
-                f"{single[name]['p99_ms']:.2f} ms  ({single[name]['per_second']:.0f}/s)",
+                f"{single[name]['p99_ms']:.2f} ms  ({single[name]['per_second']:.0f}/s, server "
+                f"CPU {single[name]['server_cpu_ms_per_request']:.2f} ms/request)",
                 flush=True,
             )
         summary = {}
@@ -649,11 +714,18 @@ def main() -> int:
                     "server_cpu_ms_per_request",
                 )
             } | {"errors": sum(r["errors"] for r in runs)}
-        ratio = summary["raw_lookup"]["per_second"] / summary["trivial"]["per_second"]
-        cpu_ratio = (
-            summary["trivial"]["server_cpu_ms_per_request"]
-            / summary["raw_lookup"]["server_cpu_ms_per_request"]
-        )
+        # Throughput ratios (a / b), and CPU ratios as b's CPU over a's (above 1: a is cheaper).
+        ratios = {}
+        for a, b in (
+            ("raw_lookup", "trivial"),
+            ("raw_lookup", "old_path"),
+            ("old_path", "trivial"),
+        ):
+            ratios[f"{a}/{b}"] = {
+                "throughput": summary[a]["per_second"] / summary[b]["per_second"],
+                "cpu": summary[b]["server_cpu_ms_per_request"]
+                / summary[a]["server_cpu_ms_per_request"],
+            }
         # What the server's CPU per lookup allows on this machine's cores, clients elsewhere.
         capacity = os.cpu_count() * 1000 / summary["raw_lookup"]["server_cpu_ms_per_request"]
         result.update(
@@ -664,23 +736,23 @@ def main() -> int:
             rounds=rounds,
             one_connection=single,
             summary=summary,
-            ratio=ratio,
-            cpu_ratio=cpu_ratio,
+            ratios=ratios,
             lookups_per_second_by_cpu=capacity,
         )
+        print(f"\n{len(codes):,} hashes, {args.connections} connections, {args.rounds} rounds:")
+        for name, row in summary.items():
+            print(
+                f"  {name:>10}: {row['per_second']:7.0f}/s  p50 {row['p50_ms']:.2f} ms  p99 "
+                f"{row['p99_ms']:.2f} ms  server CPU {row['server_cpu_ms_per_request']:.2f} ms/request"
+            )
+        for pair, ratio in ratios.items():
+            print(
+                f"  {pair:>20}: throughput ratio {ratio['throughput']:.2f}, "
+                f"CPU ratio {ratio['cpu']:.2f}"
+            )
         print(
-            f"\nraw_lookup {summary['raw_lookup']['per_second']:.0f}/s (p50 "
-            f"{summary['raw_lookup']['p50_ms']:.2f} ms, p99 {summary['raw_lookup']['p99_ms']:.2f}"
-            f" ms) vs trivial {summary['trivial']['per_second']:.0f}/s (p50 "
-            f"{summary['trivial']['p50_ms']:.2f} ms, p99 {summary['trivial']['p99_ms']:.2f} ms):"
-            f" ratio {ratio:.3f}; {len(codes):,} hashes",
-            flush=True,
-        )
-        print(
-            f"server CPU per request: raw_lookup "
-            f"{summary['raw_lookup']['server_cpu_ms_per_request']:.2f} ms, trivial "
-            f"{summary['trivial']['server_cpu_ms_per_request']:.2f} ms (ratio {cpu_ratio:.3f});"
-            f" {os.cpu_count()} cores allow {capacity:.0f} lookups/s with the clients elsewhere",
+            f"  {os.cpu_count()} cores at {summary['raw_lookup']['server_cpu_ms_per_request']:.2f}"
+            f" ms of server CPU per lookup allow {capacity:.0f} lookups/s (clients elsewhere)",
             flush=True,
         )
     finally:

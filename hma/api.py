@@ -14,7 +14,9 @@ schemas/. Differences, each for a reason:
   own id (``ids``).
 
 One APIView per path (the methods of a path share it), thin: each checks its input, calls one
-service or read, and shapes the answer.
+service or read, and shapes the answer. The two GET lookups, called with a token, are usually
+answered by their lean path (hma.fastpath) with these views' functions; every refusal is still
+these views'.
 """
 
 from __future__ import annotations
@@ -109,6 +111,64 @@ def _query_serializer(serializer_class: type[Any]) -> Any:
 def _query(serializer_class: type[Any], request: Request) -> dict[str, Any]:
     """The checked query parameters; a ValidationError (400 with ``fields``) otherwise."""
     return _query_serializer(serializer_class).run_validation(request.query_params)
+
+
+# --- The GET lookups, shared with their fast path (hma.fastpath) ----------------------------
+# Each in two steps: the checked query and signal (every refusal of the input is raised
+# here, before the caller spends its rate limit), then the answer.
+
+
+def raw_lookup_query(params: Any) -> dict[str, Any]:
+    return _query_serializer(s.RawLookupQuerySerializer).run_validation(params)
+
+
+def lookup_query(params: Any) -> dict[str, Any]:
+    query = _query_serializer(s.LookupQuerySerializer).run_validation(params)
+    if query.get("url"):
+        raise UrlFetchDisabled(
+            "Lookups by url are not offered: fetching URLs from the server is an SSRF risk. "
+            "POST the file to /m/lookup instead."
+        )
+    if not query.get("signal") or not query.get("signal_type"):
+        raise HmaError("Either url or both signal and signal_type are required")
+    return query
+
+
+def lookup_signal(query: dict[str, Any]) -> tuple[SignalType, str]:
+    """The query's signal type and its normalised value (UnknownSignalType, InvalidSignal)."""
+    signal_type = signal_type_get(query["signal_type"])
+    return signal_type, signal_type.validate(query["signal"])
+
+
+def raw_lookup_answer(query: dict[str, Any], signal_type: SignalType, value: str) -> Any:
+    """GET /m/raw_lookup's body: ``{"matches": [id…]}`` or ``[{bank_content_id, distance}]``."""
+    result = signal_lookup(
+        signal_type=signal_type,
+        value=value,
+        banks=_banks(query.get("banks")),
+        quality=query.get("quality"),
+    )
+    if query["include_distance"]:
+        found: list[Any] = [
+            {"bank_content_id": m.bank_content_id, "distance": m.distance} for m in result.matches
+        ]
+    else:
+        found = [m.bank_content_id for m in result.matches]
+    return {"matches": found}
+
+
+def lookup_answer(query: dict[str, Any], signal_type: SignalType, value: str) -> Any:
+    """GET /m/lookup's body: ``{bank: [{bank_content_id, distance, …}]}``."""
+    result = signal_lookup(
+        signal_type=signal_type,
+        value=value,
+        banks=_banks(query.get("banks")),
+        quality=query.get("quality"),
+    )
+    body = _by_bank(result.matches, coinflip(query.get("seed"), bypass=query["bypass_coinflip"]))
+    if query["notes"]:
+        body["safeguard_notes"] = result.notes
+    return body
 
 
 def _banks(raw: str | None) -> set[str] | None:
@@ -236,22 +296,8 @@ class RawLookupApi(HmaApi):
         },
     )
     def get(self, request: Request) -> Response:
-        query = _query(s.RawLookupQuerySerializer, request)
-        signal_type = signal_type_get(query["signal_type"])
-        result = signal_lookup(
-            signal_type=signal_type,
-            value=signal_type.validate(query["signal"]),
-            banks=_banks(query.get("banks")),
-            quality=query.get("quality"),
-        )
-        if query["include_distance"]:
-            found: list[Any] = [
-                {"bank_content_id": m.bank_content_id, "distance": m.distance}
-                for m in result.matches
-            ]
-        else:
-            found = [m.bank_content_id for m in result.matches]
-        return Response({"matches": found})
+        query = raw_lookup_query(request.query_params)
+        return Response(raw_lookup_answer(query, *lookup_signal(query)))
 
 
 class LookupApi(HmaApi):
@@ -270,27 +316,8 @@ class LookupApi(HmaApi):
         },
     )
     def get(self, request: Request) -> Response:
-        query = _query(s.LookupQuerySerializer, request)
-        if query.get("url"):
-            raise UrlFetchDisabled(
-                "Lookups by url are not offered: fetching URLs from the server is an SSRF risk. "
-                "POST the file to /m/lookup instead."
-            )
-        if not query.get("signal") or not query.get("signal_type"):
-            raise HmaError("Either url or both signal and signal_type are required")
-        signal_type = signal_type_get(query["signal_type"])
-        result = signal_lookup(
-            signal_type=signal_type,
-            value=signal_type.validate(query["signal"]),
-            banks=_banks(query.get("banks")),
-            quality=query.get("quality"),
-        )
-        body = _by_bank(
-            result.matches, coinflip(query.get("seed"), bypass=query["bypass_coinflip"])
-        )
-        if query["notes"]:
-            body["safeguard_notes"] = result.notes
-        return Response(body)
+        query = lookup_query(request.query_params)
+        return Response(lookup_answer(query, *lookup_signal(query)))
 
     @extend_schema(
         operation_id="hma_lookup_upload",

@@ -5,12 +5,15 @@ the documented error shape (the probe's 500s and HTML errors)."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from core.throttling import rate_hit
 from tests.conftest import client_for
 
 
@@ -70,3 +73,30 @@ class ResponseShapeTests:
         assert "error" in response.json()
         assert client.get("/referrals/new?case=abc").status_code == 400
         assert client.get("/referrals/new?case=99999999999999999999").status_code in (400, 404)
+
+
+class FixedWindowTests:
+    """core.throttling.rate_hit: one counter per bucket, a window that opens at its first
+    request (one Redis round trip), shared by the DRF throttle and the HMA lookup fast path."""
+
+    def test_a_bucket_allows_its_rate_then_answers_the_seconds_left(self) -> None:
+        bucket = f"throttle:test:{uuid.uuid4().hex}"
+        assert [rate_hit(bucket, "2/min") for _ in range(2)] == [None, None]
+        wait = rate_hit(bucket, "2/min")
+        assert wait is not None and 0 < wait <= 60
+        # Another bucket is unaffected.
+        assert rate_hit(f"{bucket}-other", "2/min") is None
+
+    def test_the_window_opens_at_the_first_request_and_expires_with_it(self) -> None:
+        bucket = f"throttle:test:{uuid.uuid4().hex}"
+        assert rate_hit(bucket, "1/s") is None
+        assert rate_hit(bucket, "1/s") == 1
+        time.sleep(1.2)
+        assert rate_hit(bucket, "1/s") is None
+
+    def test_it_counts_in_a_cache_without_redis_too(self, settings: Any) -> None:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        bucket = f"throttle:test:{uuid.uuid4().hex}"
+        assert [rate_hit(bucket, "2/min") for _ in range(2)] == [None, None]
+        wait = rate_hit(bucket, "2/min")
+        assert wait is not None and 0 < wait <= 60

@@ -9,17 +9,21 @@ import pytest
 from rest_framework.test import APIClient
 
 from core.audit import SystemActor
+from core.authentication import token_cache_clear
 from core.services import api_token_create
 from hma.selectors import searchable_lists_clear
 
 
 @pytest.fixture(autouse=True)
 def _fresh_lists(settings: Any) -> Any:
-    """Lookups read the lists afresh in these tests (the reuse has its own test)."""
+    """Lookups read the lists afresh in these tests (the reuse has its own test), and the
+    lookup fast path's reused token checks start empty (hma.fastpath)."""
     settings.HMA_LIST_CACHE_SECONDS = 0
     searchable_lists_clear()
+    token_cache_clear()
     yield
     searchable_lists_clear()
+    token_cache_clear()
 
 
 def token_client(user: Any, name: str) -> APIClient:
