@@ -66,6 +66,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of addresses or CIDR ranges; a bad entry stops start-up."""
+    networks = env_list(name, [])
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} holds {network!r}, which is not an address or CIDR range"
+            ) from None
+    return networks
+
+
 def env_url(name: str, *, schemes: tuple[str, ...]) -> str:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -117,9 +130,19 @@ INSTALLED_APPS = [
     "moderation",
     "reports",
     "hma",
+    "sso",
 ]
 
 MIDDLEWARE = [
+    # Outermost, ahead even of the HMA fast path: a request id for every request and log line
+    # (X-Request-ID, echoed), then the request counter and latency histogram (core.metrics;
+    # +7 µs on a full request, benchmarks/METRICS.md), so lookups answered by the fast path
+    # and every refusal further down are counted too.
+    "core.requestid.RequestIdMiddleware",
+    "core.metrics.RequestMetricsMiddleware",
+    # First: token-authenticated HMA lookups (GET /m/raw_lookup, /m/lookup) answered without the
+    # console's middleware and DRF; anything else, and every refusal, goes on down this list.
+    "hma.fastpath.HmaLookupFastPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -152,6 +175,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "core.context_processors.roles",
                 "core.context_processors.session",
+                "sso.context_processors.sso",
             ],
         },
     },
@@ -331,6 +355,11 @@ if env_bool("BEHIND_TLS_PROXY", False):
 # Two-factor authentication (TOTP, django-otp): always for safety leads and admins; for
 # moderators configurable (off in the DEBUG demo by default, on otherwise).
 SAFEGUARD_2FA_MODERATORS = env_bool("SAFEGUARD_2FA_MODERATORS", not DEBUG)
+# A lead or admin enrols a second factor only through an admin-issued, one-time enrolment link
+# (or the invitation they accepted): a password alone must not bind an authenticator to such an
+# account (core.enrolment). Off in the DEBUG demo by default, so its personas enrol at once.
+SAFEGUARD_2FA_ENROLMENT_LINKS = env_bool("SAFEGUARD_2FA_ENROLMENT_LINKS", not DEBUG)
+SAFEGUARD_2FA_ENROLMENT_LINK_HOURS = env_int("SAFEGUARD_2FA_ENROLMENT_LINK_HOURS", 24, minimum=1)
 OTP_TOTP_ISSUER = "Safeguard"
 
 # Login throttling and lockout (django-axes): per username and IP.
@@ -339,16 +368,12 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Per-username soft limit (core.lockout): after this many failures for one username from all
+# addresses within the cool-off, it logs in only from browsers or addresses it has used before.
+SAFEGUARD_LOGIN_SOFT_LIMIT = env_int("SAFEGUARD_LOGIN_SOFT_LIMIT", 20, minimum=1)
 # The client address comes from core.clientip: X-Forwarded-For is trusted only hop by hop from
 # these proxies (addresses or CIDR ranges, e.g. "10.0.0.0/8,172.16.0.1"); unset = ignored.
-SAFEGUARD_TRUSTED_PROXIES = env_list("SAFEGUARD_TRUSTED_PROXIES", [])
-for _proxy in SAFEGUARD_TRUSTED_PROXIES:
-    try:
-        ipaddress.ip_network(_proxy, strict=False)
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"SAFEGUARD_TRUSTED_PROXIES holds {_proxy!r}, which is not an address or CIDR range"
-        ) from None
+SAFEGUARD_TRUSTED_PROXIES = env_networks("SAFEGUARD_TRUSTED_PROXIES")
 AXES_CLIENT_IP_CALLABLE = "core.clientip.client_ip"
 
 # Content Security Policy: scripts and styles only from this origin (vendored files); inline
@@ -368,6 +393,115 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+
+# --- Single sign-on (sso/: OpenID Connect) ----------------------------------------------------
+# Off unless SAFEGUARD_OIDC_ISSUER is set. Endpoints come from the issuer's discovery document
+# unless given explicitly. A person's role comes from the groups claim through
+# SAFEGUARD_OIDC_ROLE_MAP ("idp-group=Role,…"), re-read at every sign-in; leads and admins
+# whose ID token does not assert multi-factor (amr/acr) go through Safeguard's own TOTP step.
+SAFEGUARD_OIDC_ISSUER = env_url("SAFEGUARD_OIDC_ISSUER", schemes=("https", "http"))
+SAFEGUARD_OIDC_ENABLED = bool(SAFEGUARD_OIDC_ISSUER)
+SAFEGUARD_OIDC_PROVIDER_NAME = env_str("SAFEGUARD_OIDC_PROVIDER_NAME", "single sign-on")
+SAFEGUARD_OIDC_CLIENT_ID = env_str("SAFEGUARD_OIDC_CLIENT_ID")
+SAFEGUARD_OIDC_CLIENT_SECRET = env_str("SAFEGUARD_OIDC_CLIENT_SECRET")
+SAFEGUARD_OIDC_SCOPES = env_str("SAFEGUARD_OIDC_SCOPES", "openid email profile")
+SAFEGUARD_OIDC_DISCOVERY = env_bool("SAFEGUARD_OIDC_DISCOVERY", True)
+SAFEGUARD_OIDC_AUTHORIZATION_ENDPOINT = env_url(
+    "SAFEGUARD_OIDC_AUTHORIZATION_ENDPOINT", schemes=("https", "http")
+)
+SAFEGUARD_OIDC_TOKEN_ENDPOINT = env_url("SAFEGUARD_OIDC_TOKEN_ENDPOINT", schemes=("https", "http"))
+SAFEGUARD_OIDC_JWKS_URI = env_url("SAFEGUARD_OIDC_JWKS_URI", schemes=("https", "http"))
+SAFEGUARD_OIDC_END_SESSION_ENDPOINT = env_url(
+    "SAFEGUARD_OIDC_END_SESSION_ENDPOINT", schemes=("https", "http")
+)
+SAFEGUARD_OIDC_TOKEN_AUTH_METHOD = env_str(
+    "SAFEGUARD_OIDC_TOKEN_AUTH_METHOD", "client_secret_basic"
+)
+SAFEGUARD_OIDC_SIGNING_ALGORITHMS = env_list("SAFEGUARD_OIDC_SIGNING_ALGORITHMS", ["RS256"])
+SAFEGUARD_OIDC_USERNAME_CLAIM = env_str("SAFEGUARD_OIDC_USERNAME_CLAIM", "preferred_username")
+SAFEGUARD_OIDC_GROUPS_CLAIM = env_str("SAFEGUARD_OIDC_GROUPS_CLAIM", "groups")
+SAFEGUARD_OIDC_ROLE_MAP: dict[str, str] = {}
+for _pair in env_list("SAFEGUARD_OIDC_ROLE_MAP", []):
+    _group, _sep, _role = (part.strip() for part in _pair.partition("="))
+    # The console's roles (core.roles.ROLE_NAMES; tests/sso/test_settings.py pins the two).
+    if not _sep or not _group or _role not in ("Moderator", "Safety lead", "Admin"):
+        raise ImproperlyConfigured(
+            f"SAFEGUARD_OIDC_ROLE_MAP holds {_pair!r}; write idp-group=Role, with Role one of "
+            "Moderator, Safety lead, Admin (comma-separated pairs)"
+        )
+    SAFEGUARD_OIDC_ROLE_MAP[_group] = _role
+# RFC 8176 `amr` values that mean more than one factor was used; or `acr` values the
+# provider uses for its multi-factor level (provider-specific, so none by default).
+SAFEGUARD_OIDC_MFA_AMR = env_list("SAFEGUARD_OIDC_MFA_AMR", ["mfa", "mca", "otp", "hwk", "sc"])
+SAFEGUARD_OIDC_MFA_ACR = env_list("SAFEGUARD_OIDC_MFA_ACR", [])
+SAFEGUARD_OIDC_TIMEOUT_SECONDS = env_int("SAFEGUARD_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+# Password sign-in (and so the admin site's) can be turned off once SSO is set up.
+SAFEGUARD_LOCAL_PASSWORD_LOGIN = env_bool("SAFEGUARD_LOCAL_PASSWORD_LOGIN", True)
+
+_OIDC_ASYMMETRIC_ALGORITHMS = {
+    *(f"{family}{bits}" for family in ("RS", "PS", "ES") for bits in (256, 384, 512)),
+    "EdDSA",
+}
+if SAFEGUARD_OIDC_ENABLED:
+    _missing = [
+        name
+        for name in ("SAFEGUARD_OIDC_CLIENT_ID", "SAFEGUARD_OIDC_CLIENT_SECRET")
+        if not globals()[name]
+    ] + ([] if SAFEGUARD_OIDC_ROLE_MAP else ["SAFEGUARD_OIDC_ROLE_MAP"])
+    if _missing:
+        raise ImproperlyConfigured(
+            f"SAFEGUARD_OIDC_ISSUER is set, so {', '.join(_missing)} must be set too"
+        )
+    # Plain HTTP to the provider only on this machine (a local test provider): anywhere else
+    # the client secret and the tokens would cross the network readable.
+    for _name in (
+        "SAFEGUARD_OIDC_ISSUER",
+        "SAFEGUARD_OIDC_AUTHORIZATION_ENDPOINT",
+        "SAFEGUARD_OIDC_TOKEN_ENDPOINT",
+        "SAFEGUARD_OIDC_JWKS_URI",
+        "SAFEGUARD_OIDC_END_SESSION_ENDPOINT",
+    ):
+        _url = urlparse(globals()[_name])
+        if _url.scheme == "http" and _url.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ImproperlyConfigured(f"{_name} must be an https:// URL")
+    if not SAFEGUARD_OIDC_DISCOVERY and not all(
+        (
+            SAFEGUARD_OIDC_AUTHORIZATION_ENDPOINT,
+            SAFEGUARD_OIDC_TOKEN_ENDPOINT,
+            SAFEGUARD_OIDC_JWKS_URI,
+        )
+    ):
+        raise ImproperlyConfigured(
+            "SAFEGUARD_OIDC_DISCOVERY is off, so SAFEGUARD_OIDC_AUTHORIZATION_ENDPOINT, "
+            "SAFEGUARD_OIDC_TOKEN_ENDPOINT and SAFEGUARD_OIDC_JWKS_URI must be set"
+        )
+    if SAFEGUARD_OIDC_TOKEN_AUTH_METHOD not in ("client_secret_basic", "client_secret_post"):
+        raise ImproperlyConfigured(
+            "SAFEGUARD_OIDC_TOKEN_AUTH_METHOD must be client_secret_basic or client_secret_post"
+        )
+    # "none" (unsigned) and HS* (signed with the client secret, which any holder of the
+    # secret could forge) are never accepted for ID tokens.
+    _bad_algorithms = set(SAFEGUARD_OIDC_SIGNING_ALGORITHMS) - _OIDC_ASYMMETRIC_ALGORITHMS
+    if _bad_algorithms or not SAFEGUARD_OIDC_SIGNING_ALGORITHMS:
+        raise ImproperlyConfigured(
+            f"SAFEGUARD_OIDC_SIGNING_ALGORITHMS may hold only {sorted(_OIDC_ASYMMETRIC_ALGORITHMS)}"
+        )
+    AUTHENTICATION_BACKENDS.append("sso.backends.OidcBackend")
+    # The logout form is redirected to the provider's end-session page: browsers apply the
+    # form-action policy to that redirect, so the provider's origins must be allowed.
+    for _name in ("SAFEGUARD_OIDC_ISSUER", "SAFEGUARD_OIDC_END_SESSION_ENDPOINT"):
+        _url = urlparse(globals()[_name])
+        if _url.scheme:
+            _origin = f"{_url.scheme}://{_url.netloc}"
+            if _origin not in CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"]:
+                CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_origin)
+if not SAFEGUARD_LOCAL_PASSWORD_LOGIN:
+    if not SAFEGUARD_OIDC_ENABLED:
+        raise ImproperlyConfigured(
+            "SAFEGUARD_LOCAL_PASSWORD_LOGIN=false needs single sign-on (SAFEGUARD_OIDC_ISSUER), "
+            "or nobody could sign in"
+        )
+    AUTHENTICATION_BACKENDS.remove("django.contrib.auth.backends.ModelBackend")
 
 # --- API --------------------------------------------------------------------------------------
 
@@ -520,6 +654,15 @@ SAFEGUARD_LEGAL_HOLD_DAYS = env_int("SAFEGUARD_LEGAL_HOLD_DAYS", 365, minimum=1)
 SAFEGUARD_SIGNING_KEY_FILE = Path(
     env_str("SAFEGUARD_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "packet-signing-key.pem"))
 )
+# Evidence at rest (core.evidence_crypto): every stored evidence file is AES-256-GCM encrypted
+# with a data key of its own, wrapped by a master key. "id:base64(32 bytes)" entries, comma
+# separated; the first wraps new keys, the others only unwrap until rotate_evidence_keys has
+# re-wrapped everything. Empty: a key file generated on first use (the demo's default; a system
+# check warns when DEBUG is off). `manage.py rotate_evidence_keys --generate` prints a new entry.
+SAFEGUARD_EVIDENCE_MASTER_KEYS = env_str("SAFEGUARD_EVIDENCE_MASTER_KEYS", "")
+SAFEGUARD_EVIDENCE_KEY_FILE = Path(
+    env_str("SAFEGUARD_EVIDENCE_KEY_FILE", str(VAR_DIR / "keys" / "evidence-master.key"))
+)
 # Signed checkpoints of the audit chain's head (core.checkpoints), written once each to a
 # directory the application should not be able to rewrite (a WORM or append-only mount, or one
 # synchronised to object storage with retention). Events chained after a checkpoint but dated
@@ -530,6 +673,20 @@ SAFEGUARD_AUDIT_CHECKPOINT_DIR = Path(
 SAFEGUARD_AUDIT_BACKDATE_GRACE_SECONDS = env_int(
     "SAFEGUARD_AUDIT_BACKDATE_GRACE_SECONDS", 600, minimum=1
 )
+# Backups (core.backup, `manage.py backup` / `restore`): AES-256-GCM archives. Keys are 32
+# random bytes, base64, comma-separated; the first encrypts, all decrypt (rotation). Keep them in
+# a secret store apart from the backups; a restore needs the one its archive names (by key id).
+SAFEGUARD_BACKUP_KEY = env_list("SAFEGUARD_BACKUP_KEY", [])
+for _key in SAFEGUARD_BACKUP_KEY:
+    try:
+        _raw = base64.urlsafe_b64decode(_key.replace("+", "-").replace("/", "_"))
+    except ValueError:
+        _raw = b""
+    if len(_raw) != 32:
+        raise ImproperlyConfigured(
+            "SAFEGUARD_BACKUP_KEY holds a value that is not 32 bytes of base64 (generate one: "
+            "python -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+        )
 SAFEGUARD_ORG_CONTACT_NAME = env_str("SAFEGUARD_ORG_CONTACT_NAME", "Trust and Safety team")
 SAFEGUARD_ORG_CONTACT_EMAIL = env_str("SAFEGUARD_ORG_CONTACT_EMAIL", "safety@example.org")
 SAFEGUARD_ORG_CONTACT_PHONE = env_str("SAFEGUARD_ORG_CONTACT_PHONE", "")
@@ -613,6 +770,15 @@ HMA_SIGNAL_TYPES = env_list("HMA_SIGNAL_TYPES", [])
 # How long a web process may reuse its read of the enabled lists (a new list or setting is
 # searched within this; withdrawals, quarantines and disabled lists apply at once). 0: no reuse.
 HMA_LIST_CACHE_SECONDS = env_int("HMA_LIST_CACHE_SECONDS", 1, minimum=0)
+# GET /m/raw_lookup and GET /m/lookup with a token take a lean path (hma.fastpath) that reuses a
+# token's check for this many seconds in the process: a revoked token (or deactivated user)
+# is refused there within this time, on every other route at once. 0: checked every request.
+SAFEGUARD_TOKEN_CACHE_SECONDS = env_int("SAFEGUARD_TOKEN_CACHE_SECONDS", 5, minimum=0)
+if SAFEGUARD_TOKEN_CACHE_SECONDS > 60:
+    raise ImproperlyConfigured(
+        f"SAFEGUARD_TOKEN_CACHE_SECONDS={SAFEGUARD_TOKEN_CACHE_SECONDS} is above 60: a revoked "
+        "token must stop working within seconds"
+    )
 
 # --- Email, logging, i18n ---------------------------------------------------------------------
 
@@ -627,11 +793,62 @@ USE_TZ = True
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} is not a logging level")
+# plain: one readable line; json: one JSON object per line for log shippers (core.logs). Both
+# carry the request id (core.requestid), also inside Celery tasks (config/celery.py hands the
+# workers' logging to this configuration).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "core.requestid.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "core.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Metrics and error reporting ----------------------------------------------------------------
+# GET /metrics (core.metrics_views) is refused to everyone until one of these is set; when both
+# are, both must pass. The token is sent as `Authorization: Bearer <token>`.
+SAFEGUARD_METRICS_TOKEN = env_str("SAFEGUARD_METRICS_TOKEN").strip()
+if SAFEGUARD_METRICS_TOKEN and len(SAFEGUARD_METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured(
+        "SAFEGUARD_METRICS_TOKEN must be at least 24 characters (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(32))')"
+    )
+# Client addresses (core.clientip: behind SAFEGUARD_TRUSTED_PROXIES) that may scrape.
+SAFEGUARD_METRICS_ALLOWED_NETWORKS = env_networks("SAFEGUARD_METRICS_ALLOWED_NETWORKS")
+# gunicorn runs several processes: prometheus-client's multiprocess mode adds up their request
+# metrics from files in this directory (empty it before the web server starts). Unset: each
+# process counts alone (runserver, tests).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+# What the scrape computes from the database and the broker (each app owns its collector).
+SAFEGUARD_METRICS_COLLECTORS = [
+    "core.metrics.collect_celery",
+    "core.audit_metrics.collect_audit",
+    "moderation.metrics.collect_cases",
+    "moderation.metrics.collect_escalations",
+    "moderation.metrics.collect_hashing",
+    "moderation.metrics.collect_hash_lists",
+    "moderation.metrics.collect_exchanges",
+    "reports.metrics.collect_packets",
+]
+# Optional error reporting (sentry-sdk, `pip install '.[sentry]'`), only when a DSN is set:
+# no personal data, request bodies, cookies, auth headers or frame variables (core.sentry).
+SENTRY_DSN = env_url("SENTRY_DSN", schemes=("https", "http"))
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "production")
+if SENTRY_DSN:
+    from core.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT)

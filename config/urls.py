@@ -3,6 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core.metrics_views import metrics
 from core.views import healthz
 from principles.api import PrincipleListApi
 from reports.urls import compliance_urlpatterns
@@ -23,6 +24,10 @@ urlpatterns = [
     path("", include("moderation.urls")),
     path("", include("core.urls")),
     path("healthz", healthz, name="healthz"),
+    # Prometheus scrape: bearer token and/or network allow-list, refused when unconfigured.
+    path("metrics", metrics, name="metrics"),
+    # Single sign-on through the organisation's identity provider (OpenID Connect).
+    path("sso/", include("sso.urls")),
     path("principles/", include("principles.urls")),
     path("referrals/", include("reports.urls")),
     path("compliance/", include((compliance_urlpatterns, "compliance"))),

@@ -113,7 +113,7 @@ class ConsoleLoginRequiredMiddleware(LoginRequiredMiddleware):
 
 
 # Paths a user who still owes a second factor may reach.
-_TWO_FACTOR_EXEMPT = ("/login/", "/logout/", "/account/2fa/", "/static/", "/healthz")
+_TWO_FACTOR_EXEMPT = ("/login/", "/logout/", "/account/2fa/", "/static/", "/healthz", "/sso/")
 
 
 def requires_two_factor(user: Any) -> bool:

@@ -239,8 +239,8 @@ class QueueEntry(models.Model):
 
 
 class Item(models.Model):
-    """One flagged thing on the platform; unique per (source, external_id), so resubmission is
-    idempotent."""
+    """One flagged thing on the platform; unique per (platform_account, source, external_id), so
+    resubmission is idempotent within the submitting platform's namespace."""
 
     class Kind(models.TextChoices):
         IMAGE = "image", "Image"
@@ -301,12 +301,24 @@ class Item(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # The idempotency namespace: the platform service account whose token submitted the item
+    # (a key rotation keeps the account, so it keeps the namespace); null for in-house
+    # submissions (console users, console tokens, management commands), which share one.
+    # Scoping stops two platforms that both use external_id "123" from colliding, and stops
+    # one platform learning another's ids by resubmitting them.
+    platform_account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            # NULLS NOT DISTINCT: in-house items (no platform account) are one namespace too.
+            # Source and external_id lead, so lookups by them alone still use the index.
             models.UniqueConstraint(
-                fields=["source", "external_id"], name="item_source_external_id"
+                fields=["source", "external_id", "platform_account"],
+                name="item_scope_source_external_id",
+                nulls_distinct=False,
             ),
         ]
 
@@ -584,13 +596,20 @@ class KnownHash(models.Model):
     # A lead released it from quarantine: false verdicts before this no longer count.
     released_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the entry last changed in a way its list's match index must follow (added,
+    # withdrawn, restored, low-quality flag): the index's delta is read by this. On PostgreSQL
+    # a trigger stamps it on every such write, whoever writes (migration 0018).
+    changed_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         verbose_name_plural = "known hashes"
         constraints = [
             models.UniqueConstraint(fields=["hash_list", "value"], name="knownhash_once_per_list"),
         ]
-        indexes = [models.Index(fields=["value"], name="knownhash_value_idx")]
+        indexes = [
+            models.Index(fields=["value"], name="knownhash_value_idx"),
+            models.Index(fields=["hash_list", "changed_at"], name="knownhash_list_changed_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.value[:16]}… in {self.hash_list_id}"
@@ -1061,6 +1080,9 @@ class PurgeReceipt(models.Model):
     size = models.PositiveBigIntegerField()
     reason = models.CharField(max_length=300)
     deleted_at = models.DateTimeField(default=timezone.now)
+    # Ids of the data keys destroyed with the bytes (crypto-shredding, core.evidence_crypto):
+    # the receipt proves that copies elsewhere (a backup, a failed unlink) are unreadable.
+    keys_shredded = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-deleted_at"]

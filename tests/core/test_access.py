@@ -11,8 +11,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-# Routes anyone may reach: the login page, logout, the health check.
-PUBLIC = {"/login/", "/logout/", "/healthz"}
+# Routes anyone may reach: the login page, logout, the health check, and single sign-on's
+# sign-in, callback and logout (sso.views; 404 while SSO is not configured).
+PUBLIC = {"/login/", "/logout/", "/healthz", "/sso/login", "/sso/callback", "/sso/logout"}
 # Routes any authenticated caller may open: home (shows "ask for a role"), and the API's
 # schema and docs, which platforms need and which hold no data (the code is open source).
 ANY_USER = {"/", "/api/schema/", "/api/docs/", "/account/2fa/"}
@@ -55,7 +56,8 @@ def test_anonymous_users_are_refused_everywhere(path: str, client: Client) -> No
     for method in ("get", "post"):
         response = getattr(client, method)(path)
         # The API, and HMA's routes (hma.urls: /h, /m, /c), answer 401/403; the docs are a page.
-        if path.startswith(("/api/", "/h/", "/m/", "/c/")) and path != "/api/docs/":
+        # /metrics is for Prometheus, not people: 401/403 (core.metrics_views), never a login.
+        if path.startswith(("/api/", "/h/", "/m/", "/c/", "/metrics")) and path != "/api/docs/":
             assert response.status_code in (401, 403), (method, path, response.status_code)
         else:
             assert response.status_code == 302, (method, path, response.status_code)

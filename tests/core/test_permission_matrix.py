@@ -20,6 +20,9 @@ from tests.core.test_access import ALL_ROUTES
 MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/"): (302, 200, 200, 200, 200),
     ("GET", "/account/2fa/"): (302, 200, 200, 200, 200),
+    # An enrolment link (core.enrolment) is for the one person it was issued to: "x" is nobody's.
+    ("GET", "/account/2fa/enrol/x"): (302, 404, 404, 404, 404),
+    ("POST", "/account/2fa/enrol/x"): (302, 404, 404, 404, 404),
     ("POST", "/account/keep-alive"): (302, 403, 200, 200, 200),
     # An invitation link is for someone logged out: a wrong link goes to the login page, and
     # anyone logged in gets 403 (core.people_views.set_password).
@@ -32,6 +35,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/people/x/deactivate"): (302, 403, 403, 403, 404),
     ("POST", "/people/x/reactivate"): (302, 403, 403, 403, 404),
     ("POST", "/people/x/reset-2fa"): (302, 403, 403, 403, 404),
+    ("POST", "/people/x/enrolment-link"): (302, 403, 403, 403, 404),
+    ("POST", "/people/x/unlock"): (302, 403, 403, 403, 404),
     ("POST", "/people/x/invitation"): (302, 403, 403, 403, 404),
     ("GET", "/tokens/"): (302, 403, 403, 403, 200),
     ("POST", "/tokens/new"): (302, 403, 403, 403, 200),
@@ -47,11 +52,12 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/destinations"): (401, 403, 403, 200, 200),
     ("GET", "/api/v1/destinations/1"): (401, 403, 403, 200, 200),
     ("GET", "/api/v1/escalation-rules"): (401, 403, 403, 403, 200),
-    ("GET", "/api/v1/hash-imports/1"): (401, 403, 404, 404, 404),
-    ("GET", "/api/v1/hash-lists"): (401, 403, 200, 200, 200),
+    ("GET", "/api/v1/hash-imports/1"): (401, 403, 403, 404, 404),
+    ("GET", "/api/v1/hash-lists"): (401, 403, 403, 200, 200),
     ("GET", "/api/v1/hash-lists/1/imports"): (401, 403, 403, 403, 405),
     ("GET", "/api/v1/items"): (401, 403, 403, 403, 405),
     ("GET", "/api/v1/items/1"): (401, 403, 404, 404, 404),
+    ("GET", "/api/v1/items/batch"): (401, 403, 403, 403, 405),
     ("GET", "/api/v1/principles"): (401, 403, 200, 200, 200),
     ("GET", "/api/v1/referrals"): (401, 403, 403, 405, 405),
     ("GET", "/api/v1/referrals/1"): (401, 403, 403, 404, 404),
@@ -86,8 +92,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/escalations/1/resolve"): (302, 403, 403, 404, 404),
     ("GET", "/exposure/"): (302, 403, 403, 200, 200),
     ("POST", "/exposure/lift"): (302, 403, 403, 302, 302),
-    ("GET", "/hash-imports/1"): (302, 403, 404, 404, 404),
-    ("GET", "/hash-lists/"): (302, 403, 200, 200, 200),
+    ("GET", "/hash-imports/1"): (302, 403, 403, 404, 404),
+    ("GET", "/hash-lists/"): (302, 403, 403, 200, 200),
     ("POST", "/hash-lists/1/import"): (302, 403, 403, 403, 404),
     ("POST", "/hash-lists/new"): (302, 403, 403, 403, 302),
     ("GET", "/hash-lists/quarantine"): (302, 403, 403, 200, 200),
@@ -100,6 +106,15 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/hash-lists/exchanges/1/progress"): (302, 403, 403, 404, 404),
     ("POST", "/hash-lists/quarantine/1"): (302, 403, 403, 404, 404),
     ("GET", "/healthz"): (200, 200, 200, 200, 200),
+    # Single sign-on (sso.views): public by design, as the way a person without a session gets
+    # one. Not configured in this suite, so its sign-in routes are 404 for everyone; logout
+    # always ends the session. Rows with SSO configured: tests/sso/test_permissions.py.
+    ("GET", "/sso/login"): (404, 404, 404, 404, 404),
+    ("GET", "/sso/callback"): (404, 404, 404, 404, 404),
+    ("POST", "/sso/logout"): (302, 302, 302, 302, 302),
+    # Prometheus scrape (core.metrics_views): machines only, by bearer token and/or network
+    # allow-list; with neither configured (as here) everyone is refused, console roles too.
+    ("GET", "/metrics"): (403, 403, 403, 403, 403),
     ("GET", "/home/live"): (302, 403, 403, 200, 200),
     ("GET", "/login/"): (200, 302, 302, 302, 302),
     ("GET", "/logout/"): (302, 405, 405, 405, 405),

@@ -74,6 +74,9 @@ class SettingsTests:
             ("DATABASE_URL", "mysql://nope"),
             ("REDIS_URL", "http://not-redis"),
             ("LOG_LEVEL", "LOUD"),
+            # A revoked token must stop working on the HMA lookup fast path within seconds.
+            ("SAFEGUARD_TOKEN_CACHE_SECONDS", "3600"),
+            ("SAFEGUARD_TOKEN_CACHE_SECONDS", "-1"),
         ],
     )
     def test_a_malformed_value_fails_loudly_naming_the_variable(
