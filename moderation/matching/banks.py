@@ -587,19 +587,40 @@ def match_perceptual(
 
 def match_exact(digests: dict[str, str], lists: list[HashList]) -> list[Candidate]:
     """Exact-hash lookup (SHA-256, MD5, SHA-1) in the database: one indexed query."""
+    return match_exact_many([digests], lists)[0]
+
+
+def match_exact_many(
+    digests: Sequence[dict[str, str]], lists: Sequence[HashList]
+) -> list[list[Candidate]]:
+    """match_exact for several media at once (a hashing batch): one indexed query for all,
+    then each media's candidates, in the order of ``digests``."""
     by_alg = {hl.pk: hl for hl in lists if hl.is_exact}
-    if not by_alg:
-        return []
-    values = {v for alg, v in digests.items() if v and alg in HashList.EXACT}
-    found = KnownHash.objects.filter(
-        hash_list_id__in=by_alg, value__in=values, withdrawn_at__isnull=True
-    ).values_list("id", "hash_list_id", "value")
-    out = []
-    for kh_id, list_id, value in found:
-        hl = by_alg[list_id]
-        if digests.get(hl.algorithm) == value:
-            out.append(Candidate(list_id, kh_id, hl.algorithm, 0))
+    if not by_alg or not digests:
+        return [[] for _ in digests]
+    values = {v for d in digests for alg, v in d.items() if v and alg in HashList.EXACT}
+    found = list(
+        KnownHash.objects.filter(
+            hash_list_id__in=by_alg, value__in=values, withdrawn_at__isnull=True
+        ).values_list("id", "hash_list_id", "value")
+    )
+    out: list[list[Candidate]] = []
+    for d in digests:
+        mine = []
+        for kh_id, list_id, value in found:
+            hl = by_alg[list_id]
+            if d.get(hl.algorithm) == value:
+                mine.append(Candidate(list_id, kh_id, hl.algorithm, 0))
+        out.append(mine)
     return out
+
+
+def _lists(only_list: HashList | None, lists: Sequence[HashList] | None) -> list[HashList]:
+    if only_list is not None:
+        return [only_list]
+    if lists is not None:
+        return list(lists)
+    return list(HashList.objects.filter(enabled=True))
 
 
 def match_all(
@@ -608,15 +629,20 @@ def match_all(
     pdq_quality: int | None = None,
     pdq_dihedral: Sequence[str] = (),
     only_list: HashList | None = None,
+    lists: Sequence[HashList] | None = None,
+    exact: bool = True,
 ) -> list[Candidate]:
-    """Every match of one media's hashes against the enabled lists (or one list).
+    """Every match of one media's hashes against the enabled lists (or one list; or
+    ``lists``, the enabled lists as the caller read them a moment ago, for a batch).
+    ``exact=False``: perceptual lists only (the caller looks the digests of a whole batch up
+    with match_exact_many).
 
     Exact digests always; PDQ only when its quality reaches the list's floor (a flat image's
     near-constant hash would match other flat images), then with rotations and mirrors if the
     list asks for them; pHash and dHash as they are.
     """
-    lists = [only_list] if only_list is not None else list(HashList.objects.filter(enabled=True))
-    candidates = match_exact(hashes, lists)
+    lists = _lists(only_list, lists)
+    candidates = match_exact(hashes, lists) if exact else []
     for hl in lists:
         if hl.is_exact or hl.algorithm == HashList.Algorithm.VPDQ:
             continue
@@ -701,9 +727,14 @@ def match_frames_to_videos(frames: list[FrameInput], hash_list: HashList) -> lis
     ]
 
 
-def match_frames(frames: list[FrameInput], *, only_list: HashList | None = None) -> list[Candidate]:
+def match_frames(
+    frames: list[FrameInput],
+    *,
+    only_list: HashList | None = None,
+    lists: Sequence[HashList] | None = None,
+) -> list[Candidate]:
     """Every match of a video's (or animation's) frames: PDQ image lists and vPDQ lists."""
-    lists = [only_list] if only_list is not None else list(HashList.objects.filter(enabled=True))
+    lists = _lists(only_list, lists)
     candidates: list[Candidate] = []
     for hl in lists:
         if hl.algorithm == HashList.Algorithm.PDQ:
