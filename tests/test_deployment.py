@@ -17,7 +17,7 @@ def _compose() -> dict:
 
 
 def _settings_variables() -> set[str]:
-    return set(re.findall(r'env_(?:str|bool|int|list|url)\(\s*"([A-Z0-9_]+)"', SETTINGS))
+    return set(re.findall(r'env_(?:str|bool|int|list|url|networks)\(\s*"([A-Z0-9_]+)"', SETTINGS))
 
 
 class DockerComposeTests:
