@@ -77,6 +77,7 @@ class SettingsTests:
             # A revoked token must stop working on the HMA lookup fast path within seconds.
             ("SAFEGUARD_TOKEN_CACHE_SECONDS", "3600"),
             ("SAFEGUARD_TOKEN_CACHE_SECONDS", "-1"),
+            ("SAFEGUARD_TRUSTED_PROXIES", "10.0.0.0/8,gateway"),
         ],
     )
     def test_a_malformed_value_fails_loudly_naming_the_variable(
