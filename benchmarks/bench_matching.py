@@ -442,18 +442,23 @@ def bench_delta(
     t0 = time.perf_counter()
     child.start()
     during: list[float] = []
+    during_cpu: list[float] = []  # this thread's CPU: the lookup's work without waiting for a core
     i = 0
     while child.is_alive():
         q = mixed[i % len(mixed)]
+        c = time.thread_time_ns()
         t = time.perf_counter_ns()
         layered.search(q, radius)
         during.append((time.perf_counter_ns() - t) / 1e6)
+        during_cpu.append((time.thread_time_ns() - c) / 1e6)
         i += 1
     child.join()
     out["merge_s"] = time.perf_counter() - t0
     out["merge_exit"] = child.exitcode
     out["during_merge_ms"] = stats(np.array(during))
     out["during_merge_lookups"] = len(during)
+    out["during_merge_cpu_ms"] = stats(np.array(during_cpu))
+    out["load_average"] = os.getloadavg()
     merged = HammingIndex.load(merged_path, mmap=True)
     _, merged_ids = layered.live()
     after = LayeredIndex(merged, merged_ids)
@@ -464,13 +469,15 @@ def bench_delta(
 
 def print_delta(r: dict[str, Any]) -> None:
     b, d, bf = r["before_merge_ms"], r["during_merge_ms"], r["numpy_bf_ms"]
+    c = r["during_merge_cpu_ms"]
     print(
         f"   DELTA {r['delta']:,} new + {r['tombstones']} withdrawn on n={r['n']:,}: matchable in "
         f"{r['matchable_s']:.3f} s | lookups p50/p99 {b['p50']:.3f}/{b['p99']:.3f} ms, during "
         f"the {r['merge_s']:.0f} s merge {d['p50']:.3f}/{d['p99']:.3f} ms "
-        f"({r['during_merge_lookups']} lookups) | numpy bf over the live set p50 "
+        f"({r['during_merge_lookups']} lookups; CPU p50/p99 {c['p50']:.3f}/{c['p99']:.3f} ms) | "
+        f"numpy bf over the live set p50 "
         f"{bf['p50']:.1f} ms ({bf['p50'] / d['p50']:.0f}x) | merge exit {r['merge_exit']}, "
-        f"mismatches={r['mismatches']}",
+        f"mismatches={r['mismatches']} | load average {r['load_average'][0]:.2f}",
         flush=True,
     )
 

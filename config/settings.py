@@ -291,6 +291,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "moderation.vacuum_queue",
         "schedule": timedelta(seconds=10),
     },
+    # Index directories of deleted lists, dead builds and superseded versions.
+    "prune-match-indexes": {
+        "task": "moderation.prune_match_indexes",
+        "schedule": crontab(minute=23),
+    },
     "retention-purge": {
         "task": "moderation.retention_purge",
         "schedule": crontab(minute=41, hour=3),

@@ -33,6 +33,7 @@ from moderation.matching.banks import (
     Candidate,
     FrameInput,
     bank_load,
+    bank_size,
     match_exact,
     match_frames_to_images,
     match_frames_to_videos,
@@ -205,7 +206,7 @@ def index_status(signal_type_name: str | None = None) -> dict[str, dict[str, Any
             status[algorithm] = {"present": False, "built_to": -1, "size": 0}
             continue
         if algorithm in _PERCEPTUAL:
-            size = sum(len(bank_load(hl).ids) for hl in lists)
+            size = sum(bank_size(bank_load(hl)) for hl in lists)
         else:
             if algorithm == HashList.Algorithm.VPDQ:
                 for hl in lists:

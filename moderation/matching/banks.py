@@ -436,6 +436,68 @@ def bank_status(hash_list: HashList) -> dict[str, Any]:
     }
 
 
+# A build directory (``.building-<pid>``) older than this belongs to a process that died.
+STALE_BUILD_SECONDS = 3600.0
+# An index directory of no current list is removed only once this old: a list being created
+# (its row not yet committed) may already have a build under way.
+ORPHAN_SECONDS = 600.0
+
+
+def _index_dir_kind(name: str) -> tuple[str, str, int] | None:
+    """``(prefix, kind, number)`` of an index directory name -- kind ``v`` (a list version),
+    ``b`` (a base snapshot) or ``building`` -- or None for anything else."""
+    if ".building-" in name:
+        return name.partition(".building-")[0].rpartition("-")[0], "building", 0
+    head, sep, tail = name.rpartition("-")
+    if not sep or len(tail) < 2 or tail[0] not in "vb" or not tail[1:].isdigit():
+        return None
+    return head, tail[0], int(tail[1:])
+
+
+def prune_indexes(*, now: float | None = None) -> dict[str, int]:
+    """Remove index directories no process will open again, on this machine; what was removed,
+    by reason.
+
+    - builds left by a process that died (older than STALE_BUILD_SECONDS);
+    - indexes of lists that no longer exist, or of a database re-created since (the directory
+      name holds the list's creation time), once ORPHAN_SECONDS old;
+    - versioned indexes (vPDQ lists, non-PostgreSQL databases) older than the list's previous
+      version (the previous one stays: a process may be opening it), and every versioned index
+      of a list that now uses a base (bases keep their own newest two, ``_publish_base``).
+
+    Removing a directory a process still has memory-mapped is safe on POSIX: the mapping keeps
+    the pages until it is closed. Status files and locks are left alone.
+    """
+    root = Path(settings.SAFEGUARD_INDEX_DIR)
+    removed = {"stale_builds": 0, "orphans": 0, "old_versions": 0}
+    if not root.is_dir():
+        return removed
+    now = time.time() if now is None else now
+    lists = {_prefix(hash_list): hash_list for hash_list in HashList.objects.all()}
+    for path in root.iterdir():
+        parsed = _index_dir_kind(path.name)
+        if parsed is None or not path.is_dir():
+            continue
+        prefix, kind, number = parsed
+        try:
+            age = now - path.stat().st_mtime
+        except FileNotFoundError:
+            continue  # another process removed it first
+        hash_list = lists.get(prefix)
+        if kind == "building":
+            reason = "stale_builds" if age > STALE_BUILD_SECONDS else None
+        elif hash_list is None:
+            reason = "orphans" if age > ORPHAN_SECONDS else None
+        elif kind == "v" and (_layered(hash_list) or number < hash_list.version - 1):
+            reason = "old_versions"
+        else:
+            reason = None
+        if reason is not None:
+            shutil.rmtree(path, ignore_errors=True)
+            removed[reason] += 1
+    return removed
+
+
 def bank_merge(hash_list: HashList) -> bool:
     """Merge the list's delta into a new base, in the background of lookups: they go on using
     the current base + delta until the new base is published and the next refresh picks it
@@ -510,6 +572,7 @@ def bank_load(hash_list: HashList, *, fresh: bool = False) -> _LoadedBank:
         if bank is not None and bank.version == hash_list.version and bank.base_dir is None:
             return bank
         directory = _bank_dir(hash_list)
+        built = False
         if not directory.exists():
             directory.parent.mkdir(parents=True, exist_ok=True)
             # A file lock so that concurrent workers on this machine build the bank once.
@@ -518,6 +581,7 @@ def bank_load(hash_list: HashList, *, fresh: bool = False) -> _LoadedBank:
                 try:
                     if not directory.exists():
                         _build(hash_list, directory)
+                        built = True
                 finally:
                     fcntl.flock(lock_file, fcntl.LOCK_UN)
         bank = _LoadedBank(
@@ -530,7 +594,15 @@ def bank_load(hash_list: HashList, *, fresh: bool = False) -> _LoadedBank:
                 bank.frames = {name: data[name] for name in data.files}
             bank.video_sizes = _video_sizes(bank.frames, hash_list.min_quality)
         _cache[hash_list.pk] = bank
-        return bank
+    if built:
+        prune_indexes()  # the versions this build superseded, on this machine
+    return bank
+
+
+def bank_size(bank: _LoadedBank) -> int:
+    """Entries the bank matches: for a layered bank the live set (base rows not hidden, plus
+    the delta), not just the base."""
+    return bank.index.size if isinstance(bank.index, LayeredIndex) else len(bank.ids)
 
 
 def _search_ids(bank: _LoadedBank, queries: list[str], radius: int) -> list[list[tuple[int, int]]]:

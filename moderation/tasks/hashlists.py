@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from core.enqueue import enqueue_on_commit
-from moderation.matching.banks import bank_refresh
+from moderation.matching.banks import bank_refresh, prune_indexes
 from moderation.services.hashlists import hash_import_run, hash_import_sweep_stuck
 
 
@@ -30,3 +30,11 @@ def refresh_match_index_task(hash_list_id: int) -> None:
     """After a list changed: its new entries matchable now, the freshness recorded, and the
     delta merged into a new base once it is large (moderation.matching.banks.bank_refresh)."""
     bank_refresh(hash_list_id)
+
+
+@shared_task(name="moderation.prune_match_indexes")
+def prune_match_indexes_task() -> dict[str, int]:
+    """Beat: remove index directories nothing will open again (dead builds, lists deleted,
+    superseded versions; moderation.matching.banks.prune_indexes) on the machine of the worker
+    that takes it. Each machine also prunes whenever it builds a new versioned index."""
+    return prune_indexes()

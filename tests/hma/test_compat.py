@@ -275,6 +275,12 @@ class MatchingCompatTests:
         ]
         nothing = platform_client.get(f"/m/lookup?signal_type=pdq&signal={'5' * 64}")
         assert nothing.status_code == 200 and nothing.json() == {}
+        # Later additions and removals count at once (the base, plus its delta, less tombstones).
+        add_signals(admin_client, "TEST_BANK", {"pdq": pdq(200)})
+        add_signals(admin_client, "TEST_BANK", {"pdq": pdq(201)})
+        assert admin_client.delete(f"/c/bank/TEST_BANK/content/{ids[0]}").status_code == 200
+        later = platform_client.get("/m/index/status?signal_type=pdq").json()["pdq"]
+        assert later["size"] == len(hashes) + 1
 
     def test_index_status_without_lists_says_not_present(self, platform_client: APIClient) -> None:
         response = platform_client.get("/m/index/status")

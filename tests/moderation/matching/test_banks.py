@@ -5,6 +5,7 @@ clustered list. Hash lists are synthetic (random bits, families of near-duplicat
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.audit import SystemActor
@@ -282,3 +284,73 @@ class ConcurrencyTests:
         bank = bank_load(_fresh(hl))
         assert (bank.index.delta_size, bank.index.tombstones) == (0, 0)
         assert [_matches(hl, q) for q in queries] == expected
+
+
+@pytest.mark.django_db
+class PruneTests:
+    """Index directories nothing will open again are removed (banks.prune_indexes); the ones a
+    process may still open, status files and locks stay."""
+
+    @staticmethod
+    def _dir(name: str, *, age: float = 0.0) -> Path:
+        path = Path(settings.SAFEGUARD_INDEX_DIR) / name
+        path.mkdir(parents=True)
+        (path / "ids.npy").write_bytes(b"x")
+        if age:
+            stamp = path.stat().st_mtime - age
+            os.utime(path, (stamp, stamp))
+        return path
+
+    def test_dead_builds_orphans_and_superseded_versions_go_the_rest_stays(self) -> None:
+        hl, _ = hash_list_upsert(name="prune-video", algorithm="vpdq", actor=ACTOR)
+        HashList.objects.filter(pk=hl.pk).update(version=5)
+        hl = _fresh(hl)
+        pdq = _pdq_list("prune-pdq")
+        prefix, pdq_prefix = banks._prefix(hl), banks._prefix(pdq)
+        root = Path(settings.SAFEGUARD_INDEX_DIR)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / ".build.lock").write_text("")
+        (root / f"{prefix}.status.json").write_text("{}")
+        keep = [
+            self._dir(f"{prefix}-v5"),
+            self._dir(f"{prefix}-v4"),  # the previous version: a process may be opening it
+            self._dir(f"{prefix}-v5.building-4242"),  # a build under way
+            self._dir("99999-1-v1", age=60),  # a list being created: too young to call orphan
+            self._dir(f"{pdq_prefix}-b1700000000000"),
+        ]
+        gone = [
+            self._dir(f"{prefix}-v3"),
+            self._dir(f"{prefix}-v1"),
+            self._dir(f"{prefix}-v5.building-4343", age=banks.STALE_BUILD_SECONDS + 60),
+            self._dir("99999-1-v2", age=banks.ORPHAN_SECONDS + 60),  # no such list
+            self._dir(f"{pdq.pk}-1-b1700000000000", age=banks.ORPHAN_SECONDS + 60),  # old DB
+        ]
+        if banks._layered(pdq):  # a list on a base: its versioned indexes are superseded
+            gone.append(self._dir(f"{pdq_prefix}-v1"))
+        removed = banks.prune_indexes()
+        assert [p.exists() for p in keep] == [True] * len(keep)
+        assert [p.exists() for p in gone] == [False] * len(gone)
+        assert (root / ".build.lock").exists() and (root / f"{prefix}.status.json").exists()
+        assert sum(removed.values()) == len(gone)
+        assert removed["stale_builds"] == 1 and removed["orphans"] == 2
+
+    def test_building_a_new_version_removes_the_ones_before_the_previous(self) -> None:
+        hl, _ = hash_list_upsert(name="prune-versions", algorithm="vpdq", actor=ACTOR)
+        root = Path(settings.SAFEGUARD_INDEX_DIR)
+        seen = []
+        for _ in range(3):
+            bank_load(_fresh(hl))
+            seen.append(banks._bank_dir(_fresh(hl)))
+            HashList.objects.filter(pk=hl.pk).update(version=F("version") + 1)
+        assert [p.exists() for p in seen] == [False, True, True]
+        assert all(p.parent == root for p in seen)
+
+    def test_the_beat_task_prunes(self) -> None:
+        from moderation.tasks.hashlists import prune_match_indexes_task
+
+        orphan = self._dir("88888-1-v1", age=banks.ORPHAN_SECONDS + 60)
+        assert prune_match_indexes_task.apply().get()["orphans"] == 1
+        assert not orphan.exists()
+        assert "moderation.prune_match_indexes" in {
+            entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        }
