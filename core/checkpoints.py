@@ -109,7 +109,12 @@ def checkpoint_write(*, store: CheckpointStore | None = None) -> Checkpoint | No
     )
     payload = checkpoint.as_dict()
     document = {"checkpoint": payload, "signature": signing.sign(_canonical(payload)).hex()}
-    store.put(name, json.dumps(document, sort_keys=True, indent=2).encode() + b"\n")
+    try:
+        store.put(name, json.dumps(document, sort_keys=True, indent=2).encode() + b"\n")
+    except FileExistsError:
+        # Another process (beat's checkpoint task, a packet build on another worker) signed
+        # this same head between our look and our write: its checkpoint stands, written once.
+        return None
     return checkpoint
 
 

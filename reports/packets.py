@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import F, Min
+from django.db.models import F, Min, Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -304,16 +304,27 @@ def _progress(packet_id: int, value: int) -> None:
 
 
 def packet_build(*, packet_id: int, actor: Actor = WORKER) -> ReferralPacket | None:
-    """Build the signed zip. Idempotent: a ready packet is left alone; a killed build is retried.
+    """Build the signed zip. Idempotent: a ready packet is left alone, a build in progress
+    too; a killed build is retried (by the sweeper, packet_sweep_stuck).
 
-    1. Claim the attempt (status still building), counting attempts.
+    1. Claim the attempt (status still building, and no build started within the task's hard
+       time limit), counting attempts.
     2. Build the files in memory (text only), write the zip to a temporary file in private
        storage, then rename it into place: readers see a whole packet or none.
     3. Mark it ready with the zip's and the manifest's SHA-256.
     """
-    if not ReferralPacket.objects.filter(
-        pk=packet_id, status=ReferralPacket.Status.BUILDING
-    ).update(build_attempts=F("build_attempts") + 1, build_started_at=timezone.now(), progress=10):
+    # The claim is the conditional UPDATE. A build started less than the hard time limit ago
+    # is still running (or is killed by then): a second message for the packet (a duplicate
+    # delivery, the sweeper) must not build it again beside it, or both would write the zip —
+    # the later replacing the file whose SHA-256 the first recorded — and both audit
+    # packet.built (two worker processes did, in tests/test_scale_out.py).
+    now = timezone.now()
+    running_since = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    if (
+        not ReferralPacket.objects.filter(pk=packet_id, status=ReferralPacket.Status.BUILDING)
+        .filter(Q(build_started_at__isnull=True) | Q(build_started_at__lt=running_since))
+        .update(build_attempts=F("build_attempts") + 1, build_started_at=now, progress=10)
+    ):
         return ReferralPacket.objects.filter(pk=packet_id).first()
     packet = ReferralPacket.objects.select_related("destination", "escalation").get(pk=packet_id)
     try:
@@ -360,9 +371,12 @@ def packet_build(*, packet_id: int, actor: Actor = WORKER) -> ReferralPacket | N
 
 def packet_retry(*, packet: ReferralPacket, lead: Any) -> ReferralPacket:
     with transaction.atomic():
+        # build_started_at cleared: the failed attempt's start must not hold the new one off.
         if not ReferralPacket.objects.filter(
             pk=packet.pk, status=ReferralPacket.Status.FAILED
-        ).update(status=ReferralPacket.Status.BUILDING, progress=0, error=""):
+        ).update(
+            status=ReferralPacket.Status.BUILDING, progress=0, error="", build_started_at=None
+        ):
             raise PacketError("Only failed packets can be retried.")
         audit_record(actor=lead, verb="packet.retried", obj=packet, data={})
         enqueue_on_commit("reports.build_packet", packet.pk)

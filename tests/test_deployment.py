@@ -23,7 +23,8 @@ def _settings_variables() -> set[str]:
 class DockerComposeTests:
     def test_it_runs_the_whole_production_stack(self) -> None:
         services = _compose()["services"]
-        assert set(services) == {"migrate", "postgres", "redis", "web", "worker", "beat"}
+        default = {name for name, service in services.items() if "profiles" not in service}
+        assert default == {"migrate", "postgres", "redis", "web", "worker", "beat"}
         assert "gunicorn config.wsgi:application" in services["web"]["command"]
         # Migrations run once as the tables' owner; the app runs as a role that owns nothing.
         assert "migrate --noinput" in services["migrate"]["command"]
@@ -38,6 +39,33 @@ class DockerComposeTests:
             }
         assert "-Q hashing,default,packets" in services["worker"]["command"]
         assert services["beat"]["command"].startswith("celery -A config beat")
+
+    def test_the_scale_profile_splits_the_worker_by_queue(self) -> None:
+        """`docker compose --profile scale up --scale worker=0`: one worker kind per queue set,
+        together consuming every queue Celery routes to (tests/test_scale_out.py runs it)."""
+        services = _compose()["services"]
+        scale = {name for name, s in services.items() if "scale" in s.get("profiles", [])}
+        assert scale == {"worker-hashing", "worker-default"}
+        queues: list[str] = []
+        for name in sorted(scale):
+            command = services[name]["command"]
+            assert command.startswith("celery -A config worker -Q ")
+            queues += command.split("-Q ", 1)[1].split()[0].split(",")
+            assert "--max-tasks-per-child ${CELERY_MAX_TASKS_PER_CHILD:-1000}" in command
+            assert services[name]["environment"]["DATABASE_URL"].startswith(
+                "postgres://safeguard_app:"
+            )
+        assert sorted(queues) == ["default", "hashing", "packets"]  # each queue exactly once
+        assert "--prefetch-multiplier 1" in services["worker-hashing"]["command"]
+        assert "${CELERY_HASHING_CONCURRENCY:-4}" in services["worker-hashing"]["command"]
+        assert "${CELERY_PREFETCH_MULTIPLIER:-1}" in services["worker-default"]["command"]
+
+    def test_every_variable_it_interpolates_is_documented_in_env_example(self) -> None:
+        documented = set(re.findall(r"^([A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.M))
+        text = (ROOT / "docker-compose.yml").read_text()
+        live = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        used = set(re.findall(r"\$\{([A-Z0-9_]+)", live))
+        assert used and used <= documented, used - documented
 
     def test_every_service_has_a_health_check_and_named_volumes_exist(self) -> None:
         compose = _compose()

@@ -98,7 +98,10 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     redis.Redis.from_url(url).flushdb()  # no stale messages from earlier tests
     started: list[WorkerProcess] = []
 
-    def start(concurrency: int = 1, **extra_env: str) -> WorkerProcess:
+    def start(
+        concurrency: int = 1, queues: str = "hashing,default,packets", **extra_env: str
+    ) -> WorkerProcess:
+        """`queues`: what this worker consumes (a split deployment runs one per queue set)."""
         log = tmp_path / f"worker-{len(started)}.log"
         env = {**worker_env(), **extra_env}
         proc = subprocess.Popen(
@@ -110,7 +113,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
                 "config",
                 "worker",
                 "-Q",
-                "hashing,default,packets",
+                queues,
                 "-c",
                 str(concurrency),
                 "-P",

@@ -47,7 +47,7 @@ from moderation.media.video import (
     hash_video_isolated,
     is_animated,
 )
-from moderation.models import HashList, Item, Media, MediaFrame
+from moderation.models import Case, HashList, Item, Media, MediaFrame
 from moderation.rules.services import enqueue_rules
 from moderation.services.matches import matches_record
 
@@ -430,6 +430,7 @@ def _record_hashes(hashed: list[_Hashed], actor: Actor, written: list[str]) -> l
             recorded.append((row, h))
         if not recorded:
             return list(locked.values())
+        _lock_matched_cases([row for row, h in recorded if h.candidates])
         _update_hashed([row for row, _ in recorded])
         Item.objects.filter(pk__in=[row.item_id for row, _ in recorded]).update(
             status=Item.Status.READY
@@ -461,6 +462,26 @@ def _record_hashes(hashed: list[_Hashed], actor: Actor, written: list[str]) -> l
         if case_ids:
             enqueue_on_commit("moderation.apply_rules_batch", case_ids, "hashed")
     return list(locked.values())
+
+
+def _lock_matched_cases(rows: list[Media]) -> None:
+    """Lock the cases that matches_record will lock, all at once in id order, before the
+    items are updated.
+
+    Intake locks a subject's case and then inserts its items; a duplicate submission's INSERT
+    waits on any uncommitted change to the item it collides with. Updating the item first
+    and then waiting for its case (held by that intake) was a deadlock, seen when the same
+    item was sent to two web processes while it was being hashed (tests/test_scale_out.py).
+    Case before item, and cases in id order as intake takes them, removes the cycle.
+    """
+    case_ids = sorted({row.item.case_id for row in rows if row.item.case_id})
+    if case_ids:
+        list(
+            Case.objects.select_for_update()
+            .filter(pk__in=case_ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
 
 
 def _update_hashed(rows: list[Media]) -> None:
@@ -525,6 +546,8 @@ def _record_failure(
         if digests is not None:
             locked.md5, locked.sha1 = digests.md5, digests.sha1
             fields += ["md5", "sha1"]
+        if candidates:
+            _lock_matched_cases([locked])  # case before item, as in _record_hashes
         locked.save(update_fields=fields)
         Item.objects.filter(pk=media.item_id).update(status=Item.Status.FAILED)
         made = matches_record(media=locked, candidates=candidates or [], actor=actor)

@@ -331,44 +331,53 @@ def _attach_cases(
 
     1. Lock the subjects' open cases in id order (every batch locks in the same order, so two
        batches can't deadlock on them); raise each one's priority for its items.
-    2. Open one case per remaining subject in one INSERT, inside a savepoint: the partial
+    2. Open one case per remaining subject in one INSERT, in subject order: the partial
        unique constraint `case_one_open_per_subject` refuses it if a concurrent intake opened
        one of them first — then lock again and join those.
+    Both steps share one savepoint, so a lost race releases the locks of step 1 before the
+    next attempt: holding them while the next attempt locks a lower id (the case the winner
+    just opened) is the out-of-order wait that deadlocked concurrent batches for the same
+    subjects (tests/test_scale_out.py). Subjects are inserted in sorted order for the same
+    reason: two batches opening cases for {a, b} must not each wait on the other's second.
+    A lost race means the winner committed that subject's case, which the next attempt finds
+    and joins: each subject can cost one attempt at most, so the attempts are bounded by the
+    subjects (three were not enough for eight concurrent requests opening five subjects).
     Returns the new cases (to audit) and the pks of every case touched.
     """
     now = timezone.now()
     by_subject: dict[str, list[int]] = {}
     for n, item in enumerate(items):
         by_subject.setdefault(item.subject_key, []).append(n)
-    for _ in range(3):
-        cases = {
-            c.subject_key: c
-            for c in Case.objects.select_for_update()
-            .filter(subject_key__in=list(by_subject), active=True)
-            .order_by("pk")
-        }
-        opened: list[Case] = []
-        for subject, positions in by_subject.items():
-            if subject in cases:
-                continue
-            item, category = items[positions[0]], categories[positions[0]]
-            priority = category.default_priority if category is not None else Priority.P4
-            case = Case(
-                subject_key=subject,
-                source=item.source,
-                priority=priority,
-                category=category,
-                sla_due_at=now + (category.sla if category else DEFAULT_SLA[Priority.P4]),
-            )
-            case.add_reason(reasons[positions[0]], at=now)
-            opened.append(case)
+    for _ in range(len(by_subject) + 2):
         try:
             with transaction.atomic():
+                cases = {
+                    c.subject_key: c
+                    for c in Case.objects.select_for_update()
+                    .filter(subject_key__in=list(by_subject), active=True)
+                    .order_by("pk")
+                }
+                opened: list[Case] = []
+                for subject in sorted(by_subject):
+                    if subject in cases:
+                        continue
+                    positions = by_subject[subject]
+                    item, category = items[positions[0]], categories[positions[0]]
+                    priority = category.default_priority if category is not None else Priority.P4
+                    case = Case(
+                        subject_key=subject,
+                        source=item.source,
+                        priority=priority,
+                        category=category,
+                        sla_due_at=now + (category.sla if category else DEFAULT_SLA[Priority.P4]),
+                    )
+                    case.add_reason(reasons[positions[0]], at=now)
+                    opened.append(case)
                 Case.objects.bulk_create(opened)
         except IntegrityError:
             continue  # another intake opened one of these subjects' cases first: join it
         break
-    else:  # pragma: no cover - three lost races in a row
+    else:  # pragma: no cover - only if cases are closed as fast as they are opened
         raise RuntimeError("Could not attach a batch of items to their cases")
     fresh = {c.pk for c in opened}
     for case in opened:

@@ -65,6 +65,28 @@ class CheckpointTests:
         with pytest.raises(CheckpointError, match="signature"):
             checkpoint_parse(json.dumps(forged).encode())
 
+    def test_a_checkpoint_another_process_wrote_first_for_the_same_head_stands(
+        self, settings: Any
+    ) -> None:
+        _events(2)
+        store = FileCheckpointStore(Path(settings.SAFEGUARD_AUDIT_CHECKPOINT_DIR))
+
+        class RacedStore:
+            """Another writer (beat, a packet build) stores the head between look and write."""
+
+            def names(self) -> list[str]:
+                return []
+
+            def put(self, name: str, data: bytes) -> None:
+                store.put(name, data)
+                store.put(name, data)
+
+            def get(self, name: str) -> bytes:
+                return store.get(name)
+
+        assert checkpoint_write(store=RacedStore()) is None
+        assert [c.seq for c in checkpoints_load()] == [2]
+
     def test_deleting_the_last_events_is_detected_against_the_checkpoint(self) -> None:
         events = _events(5)
         checkpoint_write()

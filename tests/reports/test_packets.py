@@ -22,6 +22,7 @@ from reports.packets import (
     packet_approve,
     packet_build,
     packet_draft,
+    packet_retry,
     packet_sla_check,
     packet_sweep_stuck,
 )
@@ -115,6 +116,31 @@ class LifecycleTests:
         assert packet_build(packet_id=packet.pk).status == "ready"
         assert packet_build(packet_id=packet.pk).status == "ready"  # duplicate delivery: no-op
         assert AuditEvent.objects.filter(verb="packet.built").count() == 1
+
+    def test_a_second_message_leaves_a_build_in_progress_alone(
+        self, moderator: Any, lead: Any, lead2: Any
+    ) -> None:
+        packet = submitted_packet(moderator, lead)
+        packet_approve(packet=packet, lead=lead2, declaration_confirmed=True)
+        # Another worker process claimed it a moment ago and is building it.
+        ReferralPacket.objects.filter(pk=packet.pk).update(
+            build_started_at=timezone.now(), build_attempts=1
+        )
+        assert packet_build(packet_id=packet.pk).status == "building"
+        packet.refresh_from_db()
+        assert packet.build_attempts == 1 and not packet.file
+        assert not AuditEvent.objects.filter(verb="packet.built").exists()
+
+    def test_a_retried_packet_builds_at_once_after_a_recent_failure(
+        self, moderator: Any, lead: Any, lead2: Any
+    ) -> None:
+        packet = submitted_packet(moderator, lead)
+        packet_approve(packet=packet, lead=lead2, declaration_confirmed=True)
+        ReferralPacket.objects.filter(pk=packet.pk).update(
+            status="failed", build_started_at=timezone.now(), build_attempts=1
+        )
+        packet_retry(packet=packet, lead=lead)
+        assert packet_build(packet_id=packet.pk).status == "ready"
 
     def test_an_approval_enqueues_the_build_after_commit(
         self, moderator: Any, lead: Any, lead2: Any, django_capture_on_commit_callbacks: Any
