@@ -46,6 +46,8 @@ Usage (from the repository root):
     python benchmarks/bench_claim.py --pool 3 --db-slots 8 \
         --variants orm,orm-conns,orm+audit,stmt,service --sustained service,orm   # + 2 x 10 min
     python benchmarks/bench_claim.py --pool 3 --variants service --seconds 600 --rate 3000
+    python benchmarks/bench_claim.py --pool 3 --variants service --seconds 600 --rate 1123 \
+        --timeline /tmp/claim    # + a per-second timeline with pg_stat_activity wait events
 Exit status 1 on any correctness problem; outside --short also when the sustained variant
 misses a target.
 """
@@ -464,6 +466,7 @@ class Maintenance(threading.Thread):
         self.stop = threading.Event()
         self.samples: list[dict[str, Any]] = []
         self.vacuums: list[float] = []
+        self.vacuum_spans: list[tuple[float, float]] = []  # (start, end), perf_counter
         self.seals: list[tuple[int, float]] = []
 
     def run(self) -> None:
@@ -481,6 +484,7 @@ class Maintenance(threading.Thread):
             if next_vac is not None and now >= next_vac:
                 queue_vacuum()
                 self.vacuums.append(time.perf_counter() - now)
+                self.vacuum_spans.append((now, time.perf_counter()))
                 next_vac = time.perf_counter() + self.vacuum_every
             if next_seal is not None and now >= next_seal:
                 sealed = 0
@@ -501,6 +505,126 @@ class Maintenance(threading.Thread):
                 next_sample += WINDOW
             self.stop.wait(0.1)
         connection.close()
+
+
+class ActivitySampler(threading.Thread):
+    """--timeline: what every PostgreSQL process was doing, sampled every `interval` seconds
+    from pg_stat_activity on a connection of its own, bucketed by second of the run, so a slow
+    second can be lined up with waits (Lock/..., LWLock/WALWrite, IO/...), with the checkpointer
+    and with the server log (log_checkpoints, log_autovacuum_min_duration, log_lock_waits).
+    Client backends count as "idle" between claims: all three idle while latency is high
+    points at the clients or the host, not the server."""
+
+    def __init__(self, t0: float, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.t0 = t0
+        self.interval = interval
+        self.stop = threading.Event()
+        self.by_second: dict[int, dict[str, int]] = {}
+        self.samples: dict[int, int] = {}
+
+    def run(self) -> None:
+        conn = admin_connect(DB_NAME)
+        me = "SELECT pg_backend_pid()"
+        with conn.cursor() as cur:
+            cur.execute(me)
+            my_pid = cur.fetchone()[0]
+            while not self.stop.is_set():
+                sec = int(time.perf_counter() - self.t0)
+                cur.execute(
+                    "SELECT backend_type, state, wait_event_type, wait_event, count(*) "
+                    "FROM pg_stat_activity WHERE pid <> %s "
+                    "AND (datname = %s OR datname IS NULL) GROUP BY 1, 2, 3, 4",
+                    [my_pid, DB_NAME],
+                )
+                bucket = self.by_second.setdefault(sec, {})
+                for btype, state, wtype, wevent, n in cur.fetchall():
+                    if btype == "client backend":
+                        if state == "active":
+                            key = f"client {wtype}/{wevent}" if wtype else "client CPU"
+                        else:
+                            key = f"client {state}"
+                    elif wtype and wtype != "Activity":  # a background process doing something
+                        key = f"{btype} {wtype}/{wevent}"
+                    elif not wtype:
+                        key = f"{btype} CPU"
+                    else:
+                        continue  # background process in its main loop (idle)
+                    bucket[key] = bucket.get(key, 0) + n
+                self.samples[sec] = self.samples.get(sec, 0) + 1
+                self.stop.wait(self.interval)
+        conn.close()
+
+    def mean(self, sec: int) -> dict[str, float]:
+        n = self.samples.get(sec, 0)
+        return {k: v / n for k, v in self.by_second.get(sec, {}).items()} if n else {}
+
+
+def wal_counters() -> dict[str, float]:
+    """WAL written and checkpoints so far, server-wide: what the claims cost the WAL (mostly
+    full-page images right after each checkpoint) and how often checkpoints came."""
+    conn = admin_connect(DB_NAME)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT w.wal_records, w.wal_fpi, w.wal_bytes, w.wal_buffers_full, "
+            "b.checkpoints_timed, b.checkpoints_req FROM pg_stat_wal w, pg_stat_bgwriter b"
+        )
+        row = cur.fetchone()
+    conn.close()
+    keys = ("wal_records", "wal_fpi", "wal_bytes", "wal_buffers_full", "ckpt_timed", "ckpt_req")
+    return dict(zip(keys, (float(v) for v in row), strict=True))
+
+
+def latency_timeline(
+    ends: np.ndarray,
+    lats: np.ndarray,
+    stmts: np.ndarray,
+    seconds: float,
+    t0_epoch: float,
+    vacuum_spans: list[tuple[float, float]],
+    activity: ActivitySampler | None,
+) -> list[dict[str, Any]]:
+    """Per second of the run (by each claim's answer): claims, end-to-end p50/p99/max, the
+    claim call's max, whether the queue vacuum ran in that second, and the mean number of
+    PostgreSQL processes in each state (see ActivitySampler)."""
+    rows = []
+    secs = np.floor(ends).astype(np.int64)
+    order = np.argsort(secs, kind="stable")
+    secs, lats, stmts = secs[order], lats[order], stmts[order]
+    bounds = np.searchsorted(secs, np.arange(int(np.ceil(seconds)) + 1))
+    for k in range(len(bounds) - 1):
+        lo, hi = bounds[k], bounds[k + 1]
+        window = lats[lo:hi]
+        vac = any(a < k + 1 and b > k for a, b in vacuum_spans)
+        rows.append(
+            {
+                "t": k,
+                "utc": time.strftime("%H:%M:%S", time.gmtime(t0_epoch + k)),
+                "claims": int(hi - lo),
+                "p50_ms": float(np.percentile(window, 50) * 1e3) if hi > lo else 0.0,
+                "p99_ms": float(np.percentile(window, 99) * 1e3) if hi > lo else 0.0,
+                "max_ms": float(window.max() * 1e3) if hi > lo else 0.0,
+                "call_max_ms": float(stmts[lo:hi].max() * 1e3) if hi > lo else 0.0,
+                "vacuum": vac,
+                "activity": {
+                    k2: round(v, 2)
+                    for k2, v in sorted((activity.mean(k) if activity else {}).items())
+                },
+            }
+        )
+    return rows
+
+
+def write_timeline(path: str, rows: list[dict[str, Any]]) -> None:
+    """One line per second, tab-separated, UTC wall clock first (to match the server log)."""
+    with open(path, "w") as fh:
+        fh.write("utc\tt\tclaims\tp50_ms\tp99_ms\tmax_ms\tcall_max_ms\tvacuum\tactivity\n")
+        for r in rows:
+            act = " ".join(f"{k}={v}" for k, v in r["activity"].items())
+            fh.write(
+                f"{r['utc']}\t{r['t']}\t{r['claims']}\t{r['p50_ms']:.2f}\t{r['p99_ms']:.2f}\t"
+                f"{r['max_ms']:.1f}\t{r['call_max_ms']:.1f}\t{int(r['vacuum'])}\t{act}\n"
+            )
 
 
 def verify(variant: str, ids: np.ndarray, uids: np.ndarray) -> list[str]:
@@ -570,6 +694,7 @@ def run_variant(
     db_slots: int = 0,
     pool: int = 0,
     rate: float = 0.0,
+    timeline: str | None = None,
 ) -> dict[str, Any]:
     baseline = variant.startswith("orm")
     load_cases(cases, baseline=baseline, arrival=arrival)
@@ -614,12 +739,21 @@ def run_variant(
         ready.get(timeout=120)
     maint = Maintenance(None if baseline else vacuum_every, seal and variant in AUDITED)
     start_at.value = time.perf_counter() + 0.05
+    t0_epoch = time.time() + (start_at.value - time.perf_counter())
+    wal_before = wal_counters()
+    sampler = ActivitySampler(start_at.value) if timeline else None
+    if sampler is not None:
+        sampler.start()
     maint.start()
     go.set()
     for p in ps:
         p.join()
+    wal_after = wal_counters()
     maint.stop.set()
     maint.join()
+    if sampler is not None:
+        sampler.stop.set()
+        sampler.join()
     parts = [np.load(f"{tmp}/p{pi}.npz") for pi in range(len(per))]
     ends = np.concatenate([p["ends"] for p in parts])
     lats = np.concatenate([p["lats"] for p in parts])
@@ -654,6 +788,12 @@ def run_variant(
     def pct(a: np.ndarray, q: float) -> float:
         return float(np.percentile(a, q) * 1e3) if len(a) else 0.0
 
+    rows = []
+    if timeline:
+        spans = [(a - start_at.value, b - start_at.value) for a, b in maint.vacuum_spans]
+        rows = latency_timeline(ends, lats, stmts, seconds, t0_epoch, spans, sampler)
+        write_timeline(f"{timeline}.{variant}.tsv", rows)
+
     return {
         "variant": variant,
         "cases": cases,
@@ -671,6 +811,18 @@ def run_variant(
         "offered_rate": rate,
         "stmt_p50_ms": pct(stmts, 50),
         "stmt_p99_ms": pct(stmts, 99),
+        # exact percentiles per minute (by answer time): where in the run the tail came from
+        "minutes": [
+            {
+                "from_s": k * 60,
+                "claims": int(np.count_nonzero(sel)),
+                "p50_ms": pct(lats[sel], 50),
+                "p99_ms": pct(lats[sel], 99),
+                "max_ms": float(lats[sel].max() * 1e3) if sel.any() else 0.0,
+            }
+            for k in range(int(np.ceil(seconds / 60)))
+            for sel in [(ends >= k * 60) & (ends < (k + 1) * 60)]
+        ],
         "first_rate": first,
         "last_rate": last,
         "decay": 1 - last / first if first else 0.0,
@@ -680,6 +832,11 @@ def run_variant(
         "vacuum_seconds": [round(v, 3) for v in maint.vacuums],
         "seals": maint.seals,
         "unsealed_at_end": unsealed,
+        "start_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0_epoch)),
+        # server-wide (pg_stat_wal, pg_stat_bgwriter) over the measured window
+        "wal": {k: wal_after[k] - wal_before[k] for k in wal_before},
+        "timeline": rows,
+        "timeline_file": f"{timeline}.{variant}.tsv" if timeline else None,
     }
 
 
@@ -713,6 +870,39 @@ def print_result(r: dict[str, Any]) -> None:
             f"max; dead rows (queue + case) per window: {r['dead_samples']}",
             flush=True,
         )
+    if len(r.get("minutes", ())) > 1:
+        print(
+            "     per minute, end to end p50 / p99 / max ms: "
+            + "; ".join(
+                f"{m['p50_ms']:.1f} / {m['p99_ms']:.1f} / {m['max_ms']:.0f}" for m in r["minutes"]
+            ),
+            flush=True,
+        )
+    if r.get("wal") and r["claims"]:
+        w = r["wal"]
+        print(
+            f"     WAL (server-wide, during the run): {w['wal_bytes'] / r['claims'] / 1024:.1f} KB "
+            f"and {w['wal_fpi'] / r['claims']:.2f} full-page images per claim, "
+            f"{w['wal_bytes'] / r['seconds'] / 2**20:.1f} MB/s; checkpoints "
+            f"{w['ckpt_req']:.0f} requested (WAL size) + {w['ckpt_timed']:.0f} timed; "
+            f"{w['wal_buffers_full']:.0f} WAL-buffers-full writes",
+            flush=True,
+        )
+    if r.get("timeline"):
+        slow = [t for t in r["timeline"] if t["max_ms"] > 100 or t["p99_ms"] > 50]
+        print(
+            f"     timeline: {r['timeline_file']} (started {r['start_utc']} UTC); "
+            f"{len(slow)} of {len(r['timeline'])} seconds with p99 > 50 ms or max > 100 ms",
+            flush=True,
+        )
+        for t in slow[:40]:
+            act = " ".join(f"{k}={v}" for k, v in t["activity"].items() if v >= 0.1)
+            print(
+                f"       {t['utc']} t={t['t']:4d}s {t['claims']:5d} claims  p50 "
+                f"{t['p50_ms']:7.1f}  p99 {t['p99_ms']:7.1f}  max {t['max_ms']:7.1f}  call max "
+                f"{t['call_max_ms']:7.1f} ms{'  VACUUM' if t['vacuum'] else ''}  {act}",
+                flush=True,
+            )
     if r["seals"]:
         n = sum(s[0] for s in r["seals"])
         took = sum(s[1] for s in r["seals"])
@@ -758,6 +948,12 @@ def main() -> int:
         default=0.0,
         help="with --pool: an open loop offering this many claims/s in all (Poisson arrivals)",
     )
+    ap.add_argument(
+        "--timeline",
+        help="write a per-second latency timeline (claims, p50/p99/max, the claim call's max, "
+        "queue vacuum, pg_stat_activity wait events sampled every 50 ms) to PREFIX.VARIANT.tsv "
+        "and print the slow seconds",
+    )
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--drop", action="store_true", help="drop the bench database at the end")
     args = ap.parse_args()
@@ -794,8 +990,11 @@ def main() -> int:
     results = []
     try:
         for variant, secs in plan:
-            # enough cases that the queue never drains (≈ 5,000 claims/s at most here)
-            cases = args.cases if args.short else max(args.cases, int(secs * 5500))
+            # enough cases that the queue never drains (≈ 5,000 claims/s at most here); an open
+            # loop needs only what it offers, plus a quarter (the queue vacuum's time grows with
+            # the number of open cases, so an oversized backlog would measure the wrong thing)
+            need = secs * (args.rate * 1.25 if args.rate else 5500)
+            cases = args.cases if args.short else max(args.cases, int(need))
             r = run_variant(
                 variant,
                 cases=cases,
@@ -810,6 +1009,7 @@ def main() -> int:
                 pool=args.pool,
                 rate=args.rate,
                 arrival=args.arrival,
+                timeline=args.timeline,
             )
             print_result(r)
             results.append(r)

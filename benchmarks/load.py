@@ -9,6 +9,9 @@
     python benchmarks/load.py --compare --baseline-ref 8458cda --moderators 0 --seconds 30
         # back to back on fresh stacks: one by one at the commit before issue 19 (baseline),
         # one by one now, batches of 100 now; prints each figure with its ratio to the first
+        # (--compare-moderators 16: then the same three with 16 moderators, the full mix)
+    python benchmarks/load.py --batch 20 --rate 40 --intake 2 --moderators 0
+        # open loop: 40 items/s offered on a fixed schedule (intake -> hashed at a set load)
 
 Every run ends with per-item figures over load + drain: items/s, CPU milliseconds per item for
 gunicorn (web) and the Celery worker and the stack's PostgreSQL backends (from /proc),
@@ -259,6 +262,13 @@ def multipart_files(
 # --- Clients ----------------------------------------------------------------------------------
 
 
+def _wait_turn(stop: threading.Event, first: float, n: int, pace: float) -> None:
+    """--rate: request n of a paced client is due at first + n * pace (open loop: a late
+    request goes at once, and the schedule does not slip)."""
+    if pace:
+        stop.wait(max(0.0, first + n * pace - time.monotonic()))
+
+
 def batch_intake_client(
     idx: int,
     port: int,
@@ -271,6 +281,8 @@ def batch_intake_client(
     stats: Stats,
     shared: float,
     batch: int,
+    pace: float = 0.0,
+    first: float = 0.0,
 ) -> None:
     """The same mix as `intake_client` (half JPEGs, half JSON text), `batch` items per
     POST /api/v1/items/batch (multipart: the items as JSON plus one file part per image)."""
@@ -279,6 +291,7 @@ def batch_intake_client(
     endpoint = f"POST /api/v1/items/batch ({batch} items)"
     try:
         for r in range(max_requests):
+            _wait_turn(stop, first, r, pace)
             if stop.is_set() or time.monotonic() >= deadline:
                 break
             items: list[dict[str, Any]] = []
@@ -329,16 +342,33 @@ def intake_client(
     stats: Stats,
     shared: float,
     batch: int = 0,
+    pace: float = 0.0,
+    first: float = 0.0,
 ) -> None:
+    """pace (--rate): seconds between this client's requests from `first` on (0: each request
+    as soon as the previous one returned, a closed loop)."""
     if batch:
         batch_intake_client(
-            idx, port, token, images, run_id, deadline, stop, max_requests, stats, shared, batch
+            idx,
+            port,
+            token,
+            images,
+            run_id,
+            deadline,
+            stop,
+            max_requests,
+            stats,
+            shared,
+            batch,
+            pace,
+            first,
         )
         return
     rng = random.Random(1000 + idx)
     client = Client(port, token, stats)
     try:
         for n in range(max_requests):
+            _wait_turn(stop, first, n, pace)
             if stop.is_set() or time.monotonic() >= deadline:
                 break
             external_id = f"{run_id}-{idx}-{n}"
@@ -1052,6 +1082,8 @@ def run_measured(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
         for i in range(args.intake):
             s = Stats()
             per_client.append(s)
+            # --rate: each client sends its share on a fixed schedule, the clients staggered
+            per_request = (args.batch or 1) / (args.rate / args.intake) if args.rate else 0.0
             threads.append(
                 threading.Thread(
                     target=intake_client,
@@ -1068,6 +1100,8 @@ def run_measured(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
                         args.shared,
                         # --short: every other client sends batches, so both paths are covered.
                         args.batch if not args.short or i % 2 == 1 else 0,
+                        per_request,
+                        start + i * per_request / max(args.intake, 1),
                     ),
                     daemon=True,
                 )
@@ -1162,7 +1196,9 @@ def run_measured(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
             failures,
             summary,
         )
-        metrics = per_item(cpu_before, cpu_all, commits, stats, lat_hash, elapsed)
+        metrics = per_item(
+            cpu_before, cpu_all, commits, stats, lat_hash, elapsed, first_epoch, last_epoch
+        )
         print_per_item(metrics)
         return (0 if stats.error_count == 0 and not failures else 1), metrics
     except SetupError as exc:
@@ -1274,10 +1310,15 @@ def per_item(
     stats: Stats,
     lat_hash: list[float],
     elapsed: float,
+    first_epoch: float | None = None,
+    last_epoch: float | None = None,
 ) -> dict[str, float]:
     """The per-item figures of a run: CPU milliseconds by process group over load + drain
-    (from /proc), transactions (pg_stat_database), items/s and intake -> hashed latency."""
+    (from /proc), transactions (pg_stat_database), items/s and intake -> hashed latency.
+    "items/s" is accepted items over the load; "e2e items/s" is accepted items from the first
+    intake to the last hash (what the stack sustains when hashing lags behind intake)."""
     n = max(len(stats.accepted), 1)
+    span = (last_epoch - first_epoch) if first_epoch and last_epoch else float("nan")
 
     def ms(group: str) -> float:
         return (after["groups"].get(group, 0.0) - before["groups"].get(group, 0.0)) * 1000 / n
@@ -1287,6 +1328,9 @@ def per_item(
     return {
         "items": float(len(stats.accepted)),
         "items/s": len(stats.accepted) / elapsed,
+        "e2e items/s": len(stats.accepted) / span if span and span > 0 else float("nan"),
+        "claims/s": stats.claims / elapsed,
+        "decisions/s": sum(stats.decisions.values()) / elapsed,
         "web cpu ms/item": web,
         "worker cpu ms/item": worker,
         "app cpu ms/item": web + worker,
@@ -1310,6 +1354,9 @@ def print_per_item(metrics: dict[str, float]) -> None:
 
 COMPARE_KEYS = (
     "items/s",
+    "e2e items/s",
+    "claims/s",
+    "decisions/s",
     "web cpu ms/item",
     "worker cpu ms/item",
     "app cpu ms/item",
@@ -1340,11 +1387,27 @@ def compare(args: argparse.Namespace) -> int:
             {"code_ref": None, "batch": args.compare_batch},
         )
     )
-    results: list[tuple[str, int, dict[str, float]]] = []
-    for name, overrides in variants:
-        print(f"\n######## {name} ########", flush=True)
-        rc, metrics = run_measured(argparse.Namespace(**{**vars(args), **overrides}))
-        results.append((name, rc, metrics))
+    groups = [variants]
+    mods = args.compare_moderators
+    if mods:
+        # The full mix (intake + claim + decision) with its own same-run baseline: the same
+        # variants again, each with --compare-moderators moderator clients.
+        groups.append(
+            [(f"{name}, {mods} moderators", {**o, "moderators": mods}) for name, o in variants]
+        )
+    rc_all = 0
+    for group in groups:
+        results: list[tuple[str, int, dict[str, float]]] = []
+        for name, overrides in group:
+            print(f"\n######## {name} ########", flush=True)
+            rc, metrics = run_measured(argparse.Namespace(**{**vars(args), **overrides}))
+            results.append((name, rc, metrics))
+        print_comparison(results)
+        rc_all = max(rc_all, *(rc for _, rc, _ in results))
+    return rc_all
+
+
+def print_comparison(results: list[tuple[str, int, dict[str, float]]]) -> None:
     base = results[0][2]
     print("\n== comparison (ratio = variant / first variant, same run) ==")
     print(f"{'':26s}" + "".join(f"{name[:28]:>30s}" for name, _, _ in results))
@@ -1355,8 +1418,7 @@ def compare(args: argparse.Namespace) -> int:
             ref = base.get(key) or float("nan")
             cells.append(f"{value:10.2f} ({value / ref:5.2f}x)".rjust(30))
         print(f"{key:26s}" + "".join(cells))
-    print("exit codes: " + ", ".join(f"{name}: {rc}" for name, rc, _ in results))
-    return max(rc for _, rc, _ in results)
+    print("exit codes: " + ", ".join(f"{name}: {rc}" for name, rc, _ in results), flush=True)
 
 
 def main() -> int:
@@ -1417,11 +1479,27 @@ def main() -> int:
         help="with --compare: first run the one-by-one path at this commit (the baseline)",
     )
     ap.add_argument("--compare-batch", type=int, default=100)
+    ap.add_argument(
+        "--compare-moderators",
+        type=int,
+        default=0,
+        help="with --compare: then run the same variants again with this many moderator "
+        "clients (the full mix: intake + claim + decision), with their own ratios",
+    )
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offer this many items/s in all (each intake client on a fixed schedule) instead "
+        "of sending as fast as the stack answers",
+    )
     args = ap.parse_args()
     if args.short:
         args.seconds, args.intake, args.moderators = 15.0, 2, 4
         args.drain = min(args.drain, 40.0)
         args.batch = args.batch or 20
+    if args.rate < 0 or (args.rate and not args.intake):
+        ap.error("--rate needs intake clients and a positive rate")
     if not 0 <= args.batch <= 500 or not 1 <= args.compare_batch <= 500:
         ap.error("--batch in [0, 500], --compare-batch in [1, 500]")
     if not (0 < args.seconds <= 3600 and 0 <= args.intake <= 64 and 0 <= args.moderators <= 256):
