@@ -22,21 +22,28 @@ keeps the database, the index and the tokens for --reuse):
 3. The list's index is built once, outside the web server, by `bank_load` in a management
    shell (timed), into SAFEGUARD_INDEX_DIR; every gunicorn worker memory-maps those files, as
    production workers do.
-4. gunicorn serves config.urls plus two extra routes. GET /api/bench/trivial: an APIView with
+4. gunicorn serves the production entry point (config.wsgi: hma.wsgi in front of Django's
+   handler) with config.urls plus extra routes. GET /api/bench/trivial: an APIView with
    the project's authentication (token), permission (IsAuthenticated) and throttle, returning
    {} — the cost of an authenticated API request that does no work. GET
    /api/bench/drf/m/raw_lookup: the DRF view of /m/raw_lookup with the throttle it had before
    the fixed window (DRF's pickled history), at a path the lean path (hma.fastpath) does not
-   take — the old path. /m/raw_lookup itself is answered by the lean path.
-5. Correctness: a sample of queries through both lookup paths (include_distance=true) must
+   take — the old path. GET /api/bench/middleware/m/raw_lookup: handed to Django's handler as
+   /m/raw_lookup, answered by the fast-path middleware — the lean path as it was before
+   hma.wsgi. /m/raw_lookup itself is answered by hma.wsgi.
+5. Correctness: a sample of queries through every lookup path (include_distance=true) must
    equal numpy brute force over the same codes (ids and distances); exit 1 on any difference.
 6. Closed loop, --connections keep-alive clients (in --client-procs processes), each endpoint
-   --rounds times for --seconds, alternating trivial/old/lean so drift hits all: throughput,
-   p50/p99 latency measured at the client, and the server's CPU per request (gunicorn's
-   processes and this database's PostgreSQL backends, from /proc). Then each endpoint over one
+   --rounds times for --seconds, alternating trivial/old/middleware/lean so drift hits all:
+   throughput, p50/p99 latency measured at the client, and the server's CPU per request
+   (gunicorn's processes and this database's PostgreSQL backends, from /proc), with the
+   CPU of Redis and of the clients beside it. The clients (--client raw, the default) are one
+   event loop per process over raw keep-alive sockets, one request in flight per connection:
+   they share the two cores with the server, and http.client threads (--client http, the
+   runs before 2026-11-30) cost several times more CPU per request. Then each endpoint over one
    connection, for latency without queueing. The result is lookups/s, and the same-run ratios
-   (throughput, and server CPU per request) of lean lookup to trivial, lean to old path, and
-   old path to trivial.
+   (throughput, and server CPU per request) of lean lookup to trivial, to the old path and to
+   the middleware path.
 
 Only synthetic data; only 127.0.0.1 is contacted.
 """
@@ -51,6 +58,7 @@ import json
 import multiprocessing as mp
 import os
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -76,6 +84,7 @@ DB_NAME = os.environ.get("BENCH_DB_NAME", "safeguard_bench_hma")
 HOST = "127.0.0.1"
 BANK = "HMA_BENCH"
 OLD_ROUTE = "/api/bench/drf/m/raw_lookup"
+MIDDLEWARE_ROUTE = "/api/bench/middleware/m/raw_lookup"
 RADIUS = 31
 
 # The bench-only site, generated into the temp dir: config.urls plus the trivial endpoint.
@@ -141,9 +150,19 @@ django.setup()
 from django.conf import settings
 
 settings.ROOT_URLCONF = "bench_hma_urls"
-from django.core.wsgi import get_wsgi_application
+# The production entry point: Django's handler behind hma.wsgi's lookup path.
+from config.wsgi import application as lean, django_application  # noqa: E402
 
-application = get_wsgi_application()
+MIDDLEWARE_ROUTE = "/api/bench/middleware/m/raw_lookup"
+
+
+def application(environ, start_response):
+    # The lookup through Django's handler, answered by the fast-path middleware (the lean
+    # path before hma.wsgi): a path of its own, handed to Django as /m/raw_lookup.
+    if environ.get("PATH_INFO") == MIDDLEWARE_ROUTE:
+        environ["PATH_INFO"] = "/m/raw_lookup"
+        return django_application(environ, start_response)
+    return lean(environ, start_response)
 """
 
 
@@ -444,6 +463,108 @@ def seed_bank(stack: Stack, codes: np.ndarray, tokens: int) -> tuple[list[str], 
 # --- Load -------------------------------------------------------------------------------------
 
 
+def _response_end(buf: bytearray) -> tuple[int, int, bool] | None:
+    """(status, end, close) of the complete HTTP/1.1 response at the start of ``buf``, or None
+    while it is incomplete: its end from Content-Length, or from the last chunk; ``close`` when
+    the server ends the connection after it."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = bytes(buf[:head_end]).lower()
+    status = int(head[9:12])
+    close = b"\r\nconnection: close" in head
+    at = head.find(b"\r\ncontent-length:")
+    if at >= 0:
+        line_end = head.find(b"\r\n", at + 2)
+        end = head_end + 4 + int(head[at + 17 : line_end if line_end >= 0 else len(head)])
+        return (status, end, close) if len(buf) >= end else None
+    if b"\r\ntransfer-encoding: chunked" not in head:
+        raise ValueError("a response without a length")
+    pos = head_end + 4
+    while True:
+        line_end = buf.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size = int(bytes(buf[pos:line_end]).split(b";")[0], 16)
+        pos = line_end + 2 + size + 2
+        if len(buf) < pos:
+            return None
+        if size == 0:
+            return status, pos, close
+
+
+def _raw_client_proc(
+    port: int,
+    keys: list[str],
+    paths: list[str],
+    seconds: float,
+    start_at: float,
+    out: Any,
+) -> None:
+    """One client process, one event loop: a keep-alive socket per key, one request in flight
+    on each (no pipelining), requests made once as bytes, responses read by their length.
+    Costs the shared cores a few tens of µs per request, against several hundred for a
+    thread per connection on http.client (benchmarks/HMA.md)."""
+    poller = select.epoll()
+    conns: dict[int, list[Any]] = {}
+
+    def connect(index: int, n: int) -> list[Any]:
+        sock = socket.create_connection((HOST, port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        head = f"Host: {HOST}:{port}\r\nAuthorization: Token {keys[index]}\r\n"
+        requests = [
+            f"GET {path} HTTP/1.1\r\n{head}Accept: application/json\r\n\r\n".encode()
+            for path in paths
+        ]
+        # socket, buffer, sent at, request number, requests, key index
+        conn = conns[sock.fileno()] = [sock, bytearray(), 0.0, n, requests, index]
+        poller.register(sock.fileno(), select.EPOLLIN)
+        return conn
+
+    def send(conn: list[Any]) -> None:
+        conn[2] = time.perf_counter()
+        conn[0].sendall(conn[4][conn[3] % len(conn[4])])
+
+    for index in range(len(keys)):
+        connect(index, index * 7919)
+    latencies: list[float] = []
+    errors = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    cpu = time.process_time()
+    deadline = time.perf_counter() + seconds
+    for conn in conns.values():
+        send(conn)
+    while conns:
+        for fd, _ in poller.poll(30):
+            conn = conns[fd]
+            try:
+                data = conn[0].recv(262144)
+            except OSError:
+                data = b""
+            done = None if not data else (conn[1].extend(data) or _response_end(conn[1]))
+            if data and done is None:
+                continue
+            now = time.perf_counter()
+            if done is not None:
+                latencies.append(now - conn[2])
+                errors += done[0] != 200
+                del conn[1][: done[1]]
+                conn[3] += 1
+            else:
+                errors += 1  # closed under a request
+            if done is None or done[2] or now >= deadline:
+                poller.unregister(fd)
+                conn[0].close()
+                del conns[fd]
+                if now < deadline:
+                    send(connect(conn[5], conn[3]))
+                continue
+            send(conn)
+    out.put((latencies, errors, time.process_time() - cpu))
+
+
 def _client_proc(
     port: int,
     keys: list[str],
@@ -483,12 +604,13 @@ def _client_proc(
             n += 1
         conn.close()
 
+    cpu = time.process_time()
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(keys))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    out.put(([t for lat in latencies for t in lat], sum(errors)))
+    out.put(([t for lat in latencies for t in lat], sum(errors), time.process_time() - cpu))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -501,9 +623,24 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def redis_pids() -> list[int]:
+    """The Redis server's processes (shared with the machine: reported, not in server CPU)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip().startswith("redis-server"):
+                pids.append(int(comm.parent.name))
+    return pids
+
+
 def server_processes(master: int) -> list[int]:
     """gunicorn's master and workers, and the PostgreSQL backends serving this run's database:
     the server side of every request (the clients are not counted)."""
+    return [pid for group in server_groups(master).values() for pid in group]
+
+
+def server_groups(master: int) -> dict[str, list[int]]:
+    """server_processes by kind: {"gunicorn": [...], "postgres": [...]}."""
     pids = [master]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
@@ -516,22 +653,35 @@ def server_processes(master: int) -> list[int]:
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             [DB_NAME],
         )
-        pids += [row[0] for row in cur.fetchall()]
+        backends = [row[0] for row in cur.fetchall()]
     conn.close()
-    return pids
+    return {"gunicorn": pids, "postgres": backends}
 
 
 def run_load(
-    port: int, keys: list[str], paths: list[str], seconds: float, procs: int, master: int = 0
+    port: int,
+    keys: list[str],
+    paths: list[str],
+    seconds: float,
+    procs: int,
+    master: int = 0,
+    client: str = "raw",
 ) -> dict[str, Any]:
-    """A closed-loop run; with ``master`` (gunicorn's pid), also the server's CPU per request."""
-    before = {pid: _cpu_seconds(pid) for pid in server_processes(master)} if master else {}
+    """A closed-loop run; with ``master`` (gunicorn's pid), also the server's CPU per request,
+    split into gunicorn, PostgreSQL, Redis (not in the server's figure: shared) and the
+    clients (this benchmark's own load generator, on the same cores)."""
+    groups_before = server_groups(master) if master else {}
+    groups_before["redis"] = redis_pids() if master else []
+    before = {pid: _cpu_seconds(pid) for pids in groups_before.values() for pid in pids}
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     start_at = time.time() + 1.0
     groups = [keys[i::procs] for i in range(procs)]
     workers = [
-        ctx.Process(target=_client_proc, args=(port, group, paths, seconds, start_at, queue))
+        ctx.Process(
+            target=_raw_client_proc if client == "raw" else _client_proc,
+            args=(port, group, paths, seconds, start_at, queue),
+        )
         for group in groups
         if group
     ]
@@ -539,22 +689,28 @@ def run_load(
         worker.start()
     latencies: list[float] = []
     errors = 0
+    client_cpu = 0.0
     for _ in workers:
-        lat, err = queue.get()
+        lat, err, used_cpu = queue.get()
         latencies += lat
         errors += err
+        client_cpu += used_cpu
     for worker in workers:
         worker.join()
     ms = np.array(latencies) * 1000
     cpu = None
+    split: dict[str, float] = {}
     if master and latencies:
-        after = {pid: _cpu_seconds(pid) for pid in server_processes(master)}
-        used = sum(
-            max(0.0, seconds_now - before.get(pid, 0.0)) for pid, seconds_now in after.items()
-        )
-        cpu = used / len(latencies) * 1000
+        groups = server_groups(master)
+        groups["redis"] = groups_before["redis"]
+        for name, pids in groups.items():
+            used = sum(max(0.0, _cpu_seconds(pid) - before.get(pid, 0.0)) for pid in pids)
+            split[name] = used / len(latencies) * 1000
+        split["client"] = client_cpu / len(latencies) * 1000
+        cpu = split["gunicorn"] + split["postgres"]
     return {
         "server_cpu_ms_per_request": cpu,
+        "cpu_ms_per_request_by_process": split,
         "requests": len(latencies),
         "errors": errors,
         "per_second": len(latencies) / seconds,
@@ -595,6 +751,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument(
+        "--client",
+        choices=("raw", "http"),
+        default="raw",
+        help="load generator: raw keep-alive sockets in one event loop per process (default), "
+        "or a thread per connection on http.client (the runs before 2026-11-30)",
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--redis-db", type=int, default=10)
@@ -659,13 +822,17 @@ def main() -> int:
         # The same queries through the old path: every middleware, DRF, the token read per
         # request and the history throttle (OldRawLookupApi in the bench's URL conf).
         old_paths = [OLD_ROUTE + p.removeprefix("/m/raw_lookup") for p in paths]
+        # The same lookups through Django's handler and the fast-path middleware
+        # (hma.fastpath), i.e. without hma.wsgi: the bench's WSGI module routes them.
+        middleware_paths = [MIDDLEWARE_ROUTE + p.removeprefix("/m/raw_lookup") for p in paths]
         endpoints = {
             "trivial": ["/api/bench/trivial"],
             "old_path": old_paths,
+            "middleware": middleware_paths,
             "raw_lookup": paths,
         }
         mismatches = 0
-        for route in ("/m/raw_lookup", OLD_ROUTE):
+        for route in ("/m/raw_lookup", MIDDLEWARE_ROUTE, OLD_ROUTE):
             wrong = verify(stack.port, keys[0], queries[: args.verify], codes, first_id, route)
             print(
                 f"  verified {args.verify} queries through {route} against brute force: "
@@ -674,27 +841,42 @@ def main() -> int:
             )
             mismatches += wrong
         # Warm every worker (its mmap and connections) before measuring.
-        run_load(stack.port, keys, paths, max(3.0, min(10.0, args.seconds / 2)), args.client_procs)
-        run_load(stack.port, keys, old_paths, 3.0, args.client_procs)
+        warm = max(3.0, min(10.0, args.seconds / 2))
+        run_load(stack.port, keys, paths, warm, args.client_procs, client=args.client)
+        run_load(stack.port, keys, old_paths, 3.0, args.client_procs, client=args.client)
         rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in endpoints}
         for n in range(args.rounds):
             for name, endpoint in endpoints.items():
                 measured = run_load(
-                    stack.port, keys, endpoint, args.seconds, args.client_procs, stack.proc.pid
+                    stack.port,
+                    keys,
+                    endpoint,
+                    args.seconds,
+                    args.client_procs,
+                    stack.proc.pid,
+                    client=args.client,
                 )
                 rounds[name].append(measured)
+                split = measured["cpu_ms_per_request_by_process"]
                 print(
                     f"  round {n + 1} {name:>10}: {measured['per_second']:8.1f}/s  p50 "
                     f"{measured['p50_ms']:.2f} ms  p99 {measured['p99_ms']:.2f} ms  server CPU "
                     f"{measured['server_cpu_ms_per_request']:.2f} ms/request  "
-                    f"errors {measured['errors']}  (load {os.getloadavg()[0]:.1f})",
+                    f"errors {measured['errors']}  (load {os.getloadavg()[0]:.1f})\n"
+                    "    CPU ms/request: " + "  ".join(f"{k} {v:.3f}" for k, v in split.items()),
                     flush=True,
                 )
         # Latency without queueing: one connection, one request at a time.
         single: dict[str, dict[str, Any]] = {}
         for name, endpoint in endpoints.items():
             single[name] = run_load(
-                stack.port, keys[:1], endpoint, max(5.0, args.seconds / 3), 1, stack.proc.pid
+                stack.port,
+                keys[:1],
+                endpoint,
+                max(5.0, args.seconds / 3),
+                1,
+                stack.proc.pid,
+                client=args.client,
             )
             print(
                 f"  one connection {name:>10}: p50 {single[name]['p50_ms']:.2f} ms  p99 "
@@ -713,12 +895,20 @@ def main() -> int:
                     "mean_ms",
                     "server_cpu_ms_per_request",
                 )
-            } | {"errors": sum(r["errors"] for r in runs)}
+            } | {
+                "errors": sum(r["errors"] for r in runs),
+                "cpu_ms_per_request_by_process": {
+                    kind: float(np.mean([r["cpu_ms_per_request_by_process"][kind] for r in runs]))
+                    for kind in runs[0]["cpu_ms_per_request_by_process"]
+                },
+            }
         # Throughput ratios (a / b), and CPU ratios as b's CPU over a's (above 1: a is cheaper).
         ratios = {}
         for a, b in (
             ("raw_lookup", "trivial"),
             ("raw_lookup", "old_path"),
+            ("raw_lookup", "middleware"),
+            ("middleware", "trivial"),
             ("old_path", "trivial"),
         ):
             ratios[f"{a}/{b}"] = {
@@ -744,6 +934,9 @@ def main() -> int:
             print(
                 f"  {name:>10}: {row['per_second']:7.0f}/s  p50 {row['p50_ms']:.2f} ms  p99 "
                 f"{row['p99_ms']:.2f} ms  server CPU {row['server_cpu_ms_per_request']:.2f} ms/request"
+                "  ("
+                + ", ".join(f"{k} {v:.3f}" for k, v in row["cpu_ms_per_request_by_process"].items())
+                + ")"
             )
         for pair, ratio in ratios.items():
             print(

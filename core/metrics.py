@@ -90,6 +90,11 @@ def _route_of_path(path: str) -> str:
         return "<unmatched>"
 
 
+def route_of_path(path: str) -> str:
+    """The route label of a path answered before Django's URL resolution (hma.wsgi)."""
+    return _route_of_path(path)
+
+
 def _route(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     return _route_of_path(request.path_info) if match is None else _label(match)

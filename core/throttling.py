@@ -21,6 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import RedisError
+from redis.exceptions import ResponseError as RedisResponseError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -41,6 +43,10 @@ return {n, ttl}
 # redis.Redis per call, which cost more CPU than the round trip (benchmarks/HMA.md). A client
 # over a pool is safe to share between threads.
 _scripts: dict[int, Any] = {}
+# The EVALSHA of a bucket as sent on the wire, by (script sha, key, period): a bucket is one
+# token's, so a busy process sends the same few commands again and again. Bounded.
+_packed: dict[tuple[str, str, int], Any] = {}
+_PACKED_MAX = 4096
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -55,8 +61,44 @@ def _redis_hit(backend: RedisCache, key: str, period: int) -> tuple[int, int]:
     if script is None:
         client = backend._cache.get_client(key, write=True)
         script = _scripts[id(pool)] = client.register_script(_HIT_SCRIPT)
-    count, ttl = script(keys=[key], args=[period])
+    reply = _evalsha(pool, script.sha, key, period)
+    if reply is None:
+        # Through redis-py's command layer: it loads the script if the server lost it
+        # (restart, SCRIPT FLUSH) and reconnects and retries on a connection error.
+        reply = script(keys=[key], args=[period])
+    count, ttl = reply
     return int(count), int(ttl)
+
+
+def _evalsha(pool: Any, sha: str, key: str, period: int) -> Any:
+    """The script's reply over a pooled connection, or None if this did not get one (the
+    script is not loaded, the connection failed): the caller then goes through redis-py.
+
+    Why: redis-py's command layer (argument packing, retry wrapper, response callbacks,
+    observability hooks) cost twice the CPU of the round trip itself on every request of
+    every API route (benchmarks/HMA.md). The pool, its connections and their parser are
+    redis-py's own. A connection that failed is disconnected before it goes back to the pool;
+    if it failed after Redis ran the script, the retry counts the request twice, as
+    redis-py's own retry would."""
+    conn = pool.get_connection()
+    try:
+        packed = _packed.get((sha, key, period))
+        if packed is None:
+            if len(_packed) >= _PACKED_MAX:
+                _packed.clear()
+            packed = _packed[(sha, key, period)] = conn.pack_command("EVALSHA", sha, 1, key, period)
+        conn.send_packed_command(packed)
+        return conn.read_response()
+    except RedisResponseError:  # NOSCRIPT: the connection is fine, the script is not there
+        return None
+    except (RedisError, OSError):
+        conn.disconnect()
+        return None
+    except BaseException:
+        conn.disconnect()  # never back to the pool with a reply half read
+        raise
+    finally:
+        pool.release(conn)
 
 
 def _cache_hit(key: str, period: int) -> tuple[int, int]:

@@ -10,7 +10,10 @@ import uuid
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+from redis.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.test import APIClient
 
 from core.throttling import rate_hit
@@ -100,3 +103,46 @@ class FixedWindowTests:
         assert [rate_hit(bucket, "2/min") for _ in range(2)] == [None, None]
         wait = rate_hit(bucket, "2/min")
         assert wait is not None and 0 < wait <= 60
+
+    def test_it_loads_the_script_again_after_redis_lost_it(self) -> None:
+        backend = caches["default"]
+        if not isinstance(backend, RedisCache):
+            pytest.skip("the Redis path: REDIS_URL is not set")
+        bucket = f"throttle:test:{uuid.uuid4().hex}"
+        assert rate_hit(bucket, "2/min") is None
+        backend._cache.get_client(write=True).script_flush()  # a restart, or SCRIPT FLUSH
+        assert rate_hit(bucket, "2/min") is None
+        assert rate_hit(bucket, "2/min") is not None  # the count survived: three in all
+
+    def test_a_connection_that_fails_is_dropped_and_the_hit_goes_through_redis_py(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        backend = caches["default"]
+        if not isinstance(backend, RedisCache):
+            pytest.skip("the Redis path: REDIS_URL is not set")
+        bucket = f"throttle:test:{uuid.uuid4().hex}"
+        assert rate_hit(bucket, "3/min") is None
+        pool = backend._cache._get_connection_pool(write=True)
+        failed: list[Any] = []
+        send = Connection.send_packed_command
+
+        def fail_once(self: Connection, command: Any, check_health: bool = True) -> None:
+            if not failed:
+                failed.append(self)
+                raise RedisConnectionError("reset by peer")
+            send(self, command, check_health)
+
+        dropped: list[Any] = []
+        disconnect = Connection.disconnect
+
+        def spy(self: Connection, *args: Any, **kwargs: Any) -> None:
+            dropped.append(self)
+            disconnect(self, *args, **kwargs)
+
+        monkeypatch.setattr(Connection, "send_packed_command", fail_once)
+        monkeypatch.setattr(Connection, "disconnect", spy)
+        assert rate_hit(bucket, "3/min") is None
+        assert failed and dropped[0] is failed[0]  # dropped before it went back to the pool
+        assert rate_hit(bucket, "3/min") is None  # counted once each: the third of three
+        assert rate_hit(bucket, "3/min") is not None
+        assert pool is backend._cache._get_connection_pool(write=True)
