@@ -434,7 +434,9 @@ def bench_delta(
     import multiprocessing as mp
 
     merged_path = home / "merged"
-    ctx = mp.get_context("fork")
+    # spawn, not fork: the merge runs in another process in production (a Celery worker), and
+    # a forked child would charge this process's lookups with copy-on-write page faults.
+    ctx = mp.get_context("spawn")
     child = ctx.Process(
         target=_merge_child,
         args=(str(merged_path), (str(home / "index"), delta_codes, delta_ids, removed), radius),

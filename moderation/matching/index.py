@@ -803,6 +803,30 @@ class HammingIndex:
             out.extend(self._mih_search(qs[s : s + per_batch], radius))
         return out
 
+    def _search_parts(
+        self, qs: np.ndarray, radius: int
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every hit of the ``(q, bits // 8)`` uint8 queries as (rows, distances, query
+        numbers) arrays, unsorted, a row possibly twice for one query (MIH finds a neighbour
+        through several substrings): :func:`_split_results` sorts and de-duplicates. For
+        callers that map rows to ids before sorting (:class:`LayeredIndex`) -- in numpy, not
+        per hit in Python. ``radius`` must already be checked."""
+        if self.size == 0 or qs.shape[0] == 0:
+            return []
+        if not self.uses_mih:
+            parts = []
+            for i, qw in enumerate(_word_view(qs)):
+                rows, dists = _scan(self._words, qw, radius)
+                parts.append((rows, dists, np.full(rows.size, i, dtype=np.int64)))
+            return parts
+        k = radius // len(self.substring_widths)
+        per_batch = max(1, _BATCH_PROBES // self._probes(k)[0].size)
+        parts = []
+        for s in range(0, qs.shape[0], per_batch):
+            for rows, dists, qidx in self._mih_parts(qs[s : s + per_batch], radius):
+                parts.append((rows, dists, qidx + s))
+        return parts
+
     def _probes(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Probe table for ``k`` flips: for each probe, its global bucket base, flip mask and
         substring index. Built once per ``k`` (why: generating ~3,000 masks per query in Python
@@ -830,7 +854,14 @@ class HammingIndex:
         return out
 
     def _mih_search(self, qs: np.ndarray, radius: int) -> list[list[tuple[int, int]]]:
-        """Multi-index-hashing search for a batch of queries.
+        """Multi-index-hashing search for a batch of queries, per query sorted (see
+        :meth:`_mih_parts`)."""
+        return _split_results(self._mih_parts(qs, radius), qs.shape[0])
+
+    def _mih_parts(
+        self, qs: np.ndarray, radius: int
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Multi-index-hashing search for a batch of queries: (rows, distances, query numbers).
 
         Steps:
           1. ``k = radius // m`` flips per substring suffice (pigeonhole; see module docstring).
@@ -847,7 +878,7 @@ class HammingIndex:
              is cheaper than de-duplicating all candidates first, since almost all are unique.
           6. Keep ``distance <= radius``; add the dense rows' hits (:meth:`_dense_search`); sort
              by (query, distance, row) with one lexsort and drop adjacent duplicate (query, row)
-             pairs; split per query.
+             pairs; split per query (the caller: :func:`_split_results`).
         """
         assert self._offsets is not None and self._ids is not None
         nq = qs.shape[0]
@@ -897,7 +928,7 @@ class HammingIndex:
             found.append((rows[keep].astype(np.int64), d[keep], qidx[keep]))
         if self._dense is not None:
             found.append(self._dense_search(qwords, radius))
-        return _split_results(found, nq)
+        return found
 
     def _dense_search(
         self, qwords: np.ndarray, radius: int
@@ -1150,6 +1181,7 @@ class LayeredIndex:
         pos = pos[pos < base_ids.size]
         found = pos[np.asarray(base_ids.take(pos)) == hidden[: pos.size]] if pos.size else pos
         self._dead = frozenset(found.tolist())
+        self._dead_rows = np.unique(found).astype(np.int64)  # sorted: searchsorted filter
 
     @property
     def bits(self) -> int:
@@ -1187,19 +1219,25 @@ class LayeredIndex:
         self, queries: np.ndarray | Sequence[str], radius: int
     ) -> list[list[tuple[int, int]]]:
         """For each query, ``(id, distance)`` within ``radius``, sorted by (distance, id)."""
+        radius = _check_radius(radius, self.max_radius)
         qs = _as_queries(queries, self.bits)
-        base_hits = self.base.search_many(qs, radius)
-        delta_hits = (
-            self.delta.search_many(qs, radius) if self.delta.size else [[] for _ in base_hits]
-        )
-        dead = self._dead
-        out = []
-        for hits, extra in zip(base_hits, delta_hits, strict=True):
-            found = [(int(self.base_ids[r]), d) for r, d in hits if r not in dead]
-            found += [(int(self.delta_ids[r]), d) for r, d in extra]
-            found.sort(key=lambda pair: (pair[1], pair[0]))
-            out.append(found)
-        return out
+        # In numpy end to end: hidden base rows dropped, rows mapped to ids, then one sort per
+        # batch. (Per hit in Python, a family query with 20 k neighbours spent ~10 ms here,
+        # more than its search: benchmarks/MATCHING.md.)
+        dead = self._dead_rows
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for rows, dists, qidx in self.base._search_parts(qs, radius):
+            if dead.size and rows.size:
+                at = np.searchsorted(dead, rows)
+                at[at == dead.size] = 0
+                live = dead.take(at) != rows
+                rows, dists, qidx = rows[live], dists[live], qidx[live]
+            parts.append((np.asarray(self.base_ids.take(rows), dtype=np.int64), dists, qidx))
+        for rows, dists, qidx in self.delta._search_parts(qs, radius):
+            parts.append((self.delta_ids.take(rows), dists, qidx))
+        # Sorted by (query, distance, id); a base row found twice (MIH) is dropped as a duplicate
+        # (query, id) pair. A delta id never equals a live base row's: it hides that row.
+        return _split_results(parts, qs.shape[0])
 
     def search(self, query: np.ndarray | bytes | str, radius: int) -> list[tuple[int, int]]:
         q = _as_query(query, self.bits)

@@ -548,6 +548,22 @@ class LayeredIndexTests:
         for i in removed[:5]:
             row = int(np.flatnonzero(base_ids == i)[0])
             assert all(hit[0] != i for hit in layered.search(base_codes[row], 0))
+        # A batch answers each query as alone, in order (query numbers kept across chunks).
+        batch = np.array(queries)
+        assert layered.search_many(batch, 31) == [layered.search(q, 31) for q in queries]
+
+    def test_a_flat_base_gives_the_same_answers_as_a_multi_index_one(self) -> None:
+        codes = clustered_list(4, 256)
+        ids = np.arange(codes.shape[0], dtype=np.int64) * 2
+        options = {"delta_codes": codes[:7] ^ 1, "delta_ids": ids[:7] + 1, "removed_ids": ids[::5]}
+        flat = LayeredIndex(HammingIndex.build(codes, bits=256, max_radius=31), ids, **options)
+        mih = LayeredIndex(
+            HammingIndex.build(codes, bits=256, max_radius=31, min_mih_size=0), ids, **options
+        )
+        assert not flat.base.uses_mih and mih.base.uses_mih
+        queries = codes[:40]
+        assert flat.search_many(queries, 31) == mih.search_many(queries, 31)
+        assert any(len(hits) > 1 for hits in flat.search_many(queries, 31))
 
     def test_it_rejects_mismatched_arrays(self) -> None:
         base = HammingIndex.build(random_codes(1, 50, 256), bits=256, max_radius=31)
