@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -50,7 +49,7 @@ from reports.packets import packet_approve, packet_draft, packet_submit
 from tests.moderation.factories import make_rule
 from tests.reports.factories import police
 from tests.services import require_redis
-from tests.worker import ROOT, WorkerProcess, start_worker, wait_for, worker_env
+from tests.worker import ROOT, WorkerProcess, start_worker, stop_process, wait_for, worker_env
 
 pytestmark = [
     pytest.mark.worker,
@@ -90,13 +89,7 @@ class WebProcess:
         return text.splitlines()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 def _free_port() -> int:
