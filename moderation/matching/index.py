@@ -1180,8 +1180,8 @@ class LayeredIndex:
         pos = np.searchsorted(base_ids, hidden)
         pos = pos[pos < base_ids.size]
         found = pos[np.asarray(base_ids.take(pos)) == hidden[: pos.size]] if pos.size else pos
-        self._dead = frozenset(found.tolist())
-        self._dead_rows = np.unique(found).astype(np.int64)  # sorted: searchsorted filter
+        # Hidden base rows, sorted and unique (lookups filter them with a searchsorted).
+        self._dead_rows = np.unique(found).astype(np.int64)
 
     @property
     def bits(self) -> int:
@@ -1198,18 +1198,17 @@ class LayeredIndex:
     @property
     def tombstones(self) -> int:
         """Base rows hidden (withdrawn, ineligible, or superseded by the delta)."""
-        return len(self._dead)
+        return int(self._dead_rows.size)
 
     @property
     def size(self) -> int:
         """Live entries: base rows not hidden, plus the delta."""
-        return self.base.size - len(self._dead) + self.delta.size
+        return self.base.size - self.tombstones + self.delta.size
 
     def live(self) -> tuple[np.ndarray, np.ndarray]:
         """(codes, ids) of the live set, ids ascending: the input of a merged base."""
         keep = np.ones(self.base.size, dtype=bool)
-        if self._dead:
-            keep[np.fromiter(self._dead, dtype=np.int64)] = False
+        keep[self._dead_rows] = False
         codes = np.concatenate([np.asarray(self.base.codes)[keep], self.delta.codes])
         ids = np.concatenate([np.asarray(self.base_ids)[keep], self.delta_ids])
         order = np.argsort(ids, kind="stable")
