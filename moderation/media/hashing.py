@@ -25,8 +25,8 @@ Hash formats:
 Perceptual hashes are computed on the pixels as stored: EXIF orientation is *not* applied (neither
 pipeline does; imagehash and pdqhash hash the pixels they are given).
 
-Threads: the matrix products use numpy's BLAS. Run worker processes with
-``OPENBLAS_NUM_THREADS=1`` (the products are small; extra BLAS threads only oversubscribe cores).
+Threads: the matrix products use numpy's BLAS, one thread per process (set in `config/__init__.py`;
+the products are small, extra BLAS threads only oversubscribe cores).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from core.audit import WORKER, Actor, audit_record
 from core.enqueue import enqueue_on_commit
 from moderation.models import Case, EscalationRule, RuleApplication
 from moderation.rules.actions import rule_action_apply
-from moderation.rules.engine import case_context, rule_matches
+from moderation.rules.engine import case_context, rule_fields, rule_matches
 from moderation.rules.validation import rule_validate
 
 logger = logging.getLogger(__name__)
@@ -99,22 +99,38 @@ def rule_save(
         return locked
 
 
-def rules_apply(*, case_id: int, event: str) -> list[str]:
+def _enabled_rules() -> list[EscalationRule]:
+    return list(EscalationRule.objects.filter(enabled=True).order_by("order", "id"))
+
+
+def rules_apply(
+    *, case_id: int, event: str, rules: list[EscalationRule] | None = None
+) -> list[str]:
     """Evaluate every enabled rule against the case, in order; apply the matching ones.
 
     1. A rule applies at most once per case and rule version: its `RuleApplication` row is
        the claim (unique on case, rule, version), written in the rule's savepoint before its
        actions, so a re-run or a concurrent worker skips it.
     2. Each rule runs in its own savepoint: a failure rolls back only that rule, which is then
-       disabled with its error recorded and audited.
+       disabled with its error recorded and audited (and removed from `rules`, so a batch
+       stops trying it).
     3. Effects are recorded on the case (priority_reasons: "why is this P0?") and audited.
+
+    `rules` is the enabled rules, read once by a batch; without it they are read here. With no
+    enabled rule nothing is read about the case, and the context holds only the fields the
+    rules ask about: this task runs after every intake and every hashing batch.
     """
+    if rules is None:
+        rules = _enabled_rules()
+    if not rules:
+        return []
     case = Case.objects.select_related("category").filter(pk=case_id).first()
     if case is None:
         return []
     applied: list[str] = []
-    ctx = case_context(case)
-    for rule in EscalationRule.objects.filter(enabled=True).order_by("order", "id"):
+    fields = rule_fields(rules)
+    ctx = case_context(case, fields=fields)
+    for rule in list(rules):
         if not rule_matches(rule, ctx):
             continue
         try:
@@ -153,9 +169,10 @@ def rules_apply(*, case_id: int, event: str) -> list[str]:
                 )
                 applied.append(rule.name)
                 case = locked
-                ctx = case_context(case)
+                ctx = case_context(case, fields=fields)
         except Exception as exc:
             logger.exception("Rule %s failed on case %s; disabling it", rule.pk, case_id)
+            rules.remove(rule)
             with transaction.atomic():
                 EscalationRule.objects.filter(pk=rule.pk).update(
                     enabled=False, last_error=f"{type(exc).__name__}: {exc}"[:2000]
@@ -167,6 +184,15 @@ def rules_apply(*, case_id: int, event: str) -> list[str]:
                     data={"case": case_id, "error": f"{type(exc).__name__}: {exc}"[:500]},
                 )
     return applied
+
+
+def rules_apply_many(*, case_ids: list[int], event: str) -> int:
+    """The rules for several cases (one message after batch intake or a hashing batch): the
+    enabled rules read once. Returns how many rules were applied."""
+    rules = _enabled_rules()
+    if not rules:
+        return 0
+    return sum(len(rules_apply(case_id=pk, event=event, rules=rules)) for pk in case_ids)
 
 
 def rule_preview(*, conditions: Any, actions: Any, limit: int = 200) -> list[Case]:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from core.audit import WORKER, audit_record
 from core.models import AuditEvent
 from moderation.models import Case, Escalation, EscalationRule, Item, RuleApplication
-from moderation.rules.services import rule_preview, rule_save, rules_apply
+from moderation.rules.services import rule_preview, rule_save, rules_apply, rules_apply_many
 from tests.moderation.factories import make_case, make_item, make_rule
 
 _BACKFILL = importlib.import_module(
@@ -151,6 +151,36 @@ class RuleApplicationTests:
         rule.refresh_from_db()
         assert not rule.enabled and "priority" in rule.last_error
         assert AuditEvent.objects.filter(verb="rule.disabled").exists()
+
+    def test_with_no_enabled_rule_nothing_about_the_case_is_read(
+        self, admin_user: Any, django_assert_num_queries: Any
+    ) -> None:
+        case = make_case(kind="message")
+        rule = _restrict_messages(admin_user)
+        EscalationRule.objects.filter(pk=rule.pk).update(enabled=False)
+        with django_assert_num_queries(1):  # the enabled rules
+            assert rules_apply(case_id=case.pk, event="intake") == []
+        with django_assert_num_queries(1):
+            assert rules_apply_many(case_ids=[case.pk, case.pk + 1], event="hashed") == 0
+
+    def test_a_batch_reads_the_rules_once_and_drops_a_rule_that_fails(
+        self, admin_user: Any, caplog: Any
+    ) -> None:
+        broken = make_rule(
+            admin_user,
+            "broken",
+            [{"field": "item.kind", "op": "eq", "value": "message"}],
+            [{"type": "restrict_case"}],
+        )
+        EscalationRule.objects.filter(pk=broken.pk).update(actions=[{"type": "set_priority"}])
+        _restrict_messages(admin_user)
+        cases = [make_case(kind="message") for _ in range(3)]
+        RuleApplication.objects.all().delete()
+        Case.objects.filter(pk__in=[c.pk for c in cases]).update(restricted=False)
+        EscalationRule.objects.filter(pk=broken.pk).update(enabled=True)
+        assert rules_apply_many(case_ids=[c.pk for c in cases], event="hashed") == 3
+        assert AuditEvent.objects.filter(verb="rule.disabled").count() == 1
+        assert all(Case.objects.get(pk=c.pk).restricted for c in cases)
 
 
 @pytest.mark.django_db
