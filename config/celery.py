@@ -8,9 +8,11 @@ and beat with
 
 import logging.config
 import os
+from typing import Any
 
 from celery import Celery, signals
 from django.conf import settings
+from django.db import close_old_connections
 from kombu import Queue
 
 from core import metrics, requestid
@@ -34,6 +36,19 @@ signals.task_retry.connect(metrics.on_task_retry, weak=False)
 signals.task_revoked.connect(metrics.on_task_revoked, weak=False)
 signals.worker_ready.connect(metrics.on_worker_ready, weak=False)
 signals.worker_shutdown.connect(metrics.on_worker_shutdown, weak=False)
+
+
+def _database_hygiene(sender: Any = None, **_: Any) -> None:
+    """Around each task, as Django around each request: drop a connection past
+    DATABASE_CONN_MAX_AGE or unusable, keep a healthy one (settings.CELERY_DB_REUSE_MAX). Not
+    for an eager task: it runs inside its caller's transaction and connection."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    close_old_connections()
+
+
+signals.task_prerun.connect(_database_hygiene, weak=False)
+signals.task_postrun.connect(_database_hygiene, weak=False)
 
 
 @signals.setup_logging.connect

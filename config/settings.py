@@ -232,6 +232,13 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection after every task unless this is set, and
+# then only every Nth: a new PostgreSQL connection per hashing batch was a visible share of the
+# worker's CPU (benchmarks/LOAD.md). Set high, so that connections follow Django's own rules
+# instead: config/celery.py closes one before and after each task only when it is older than
+# DATABASE_CONN_MAX_AGE, unusable or left mid-transaction (close_old_connections), as Django
+# does around every request. DATABASE_CONN_MAX_AGE=0 still closes after every task.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180, minimum=1)
 # Redis redelivers an unacked message after the visibility timeout; keep it above the hard limit.

@@ -592,7 +592,12 @@ def _digests_only(path: str | os.PathLike[str], digests: tuple[str, str, str]) -
 # Pipelines
 
 
-def compute_hashes(path: str | os.PathLike[str], *, max_pixels: int = 50_000_000) -> MediaHashes:
+def compute_hashes(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int = 50_000_000,
+    digests: tuple[str, str, str] | None = None,
+) -> MediaHashes:
     """All hashes of one file, decoding an image once and at the smallest scale that is safe.
 
     Videos (by magic bytes) get the three digests only; their perceptual fields are ``None``.
@@ -600,7 +605,8 @@ def compute_hashes(path: str | os.PathLike[str], *, max_pixels: int = 50_000_000
     or has more than ``max_pixels`` pixels (checked from the header, before any decoding).
 
     Steps:
-    1. SHA-256, MD5 and SHA-1 of the bytes in one streaming pass (exact lists need no decode).
+    1. SHA-256, MD5 and SHA-1 of the bytes in one streaming pass (exact lists need no decode),
+       unless the caller already has them (`digests`: the worker takes them while decrypting).
     2. Open the header; refuse too many pixels before decoding; read EXIF as text.
     3. JPEG: ``draft("L", (w // s, h // s))`` with the largest power-of-two ``s`` that keeps the
        long side >= 512 px: libjpeg then decodes only the luma channel (JPEG's Y is PDQ's
@@ -617,7 +623,8 @@ def compute_hashes(path: str | os.PathLike[str], *, max_pixels: int = 50_000_000
        the same luma plane with Pillow's exact arithmetic in two small matrix products
        (:func:`_imagehash_thumbnails`), then hashed by imagehash itself.
     """
-    digests = file_digests(path)
+    if digests is None:
+        digests = file_digests(path)
     try:
         image = _open_image(path, max_pixels)
     except HashingError:

@@ -168,8 +168,9 @@ def video_limits() -> VideoLimits:
     )
 
 
-def hash_file(path: Path, *, kind: str) -> FileHashes:
-    """The hashes the worker stores for one file (see the module docstring).
+def hash_file(path: Path, *, kind: str, digests: tuple[str, str, str] | None = None) -> FileHashes:
+    """The hashes the worker stores for one file (see the module docstring). `digests` (SHA-256,
+    MD5, SHA-1) are the file's, when the caller took them already (while decrypting it).
 
     Raises HashingError (images) or VideoError (videos, animations) with a storable reason.
     """
@@ -184,15 +185,16 @@ def hash_file(path: Path, *, kind: str) -> FileHashes:
                 path, max_pixels=settings.SAFEGUARD_MAX_PIXELS, limits=video_limits()
             )
         else:
-            hashes = compute_hashes(path, max_pixels=settings.SAFEGUARD_MAX_PIXELS)
+            hashes = compute_hashes(path, max_pixels=settings.SAFEGUARD_MAX_PIXELS, digests=digests)
         video = None
-        if is_animated(path):
+        # Pillow opens JPEG magic as JPEG or MPO, never animated: skip opening it again.
+        if mime != "image/jpeg" and is_animated(path):
             video = hash_video_isolated(
                 path, seconds_per_hash=interval, limits=video_limits(), animated=True
             )
         return FileHashes(hashes, video, size)
-    sha256, md5, sha1 = file_digests(path)
-    digests = MediaHashes(sha256=sha256, md5=md5, sha1=sha1)
+    sha256, md5, sha1 = digests or file_digests(path)
+    digests_only = MediaHashes(sha256=sha256, md5=md5, sha1=sha1)
     if kind == "video":
         video = hash_video_isolated(path, seconds_per_hash=interval, limits=video_limits())
         return FileHashes(
@@ -200,7 +202,7 @@ def hash_file(path: Path, *, kind: str) -> FileHashes:
             video,
             size,
         )
-    return FileHashes(digests, None, size)
+    return FileHashes(digests_only, None, size)
 
 
 def _frame_inputs(video: VideoHashes) -> list[FrameInput]:
@@ -336,7 +338,8 @@ def _hash_one(media: Media, actor: Actor, lists: _EnabledLists) -> _Hashed | Med
         with evidence_plaintext(media.file.path) as plain:
             _verify_custody(media, plain)
             try:
-                result = hash_file(plain.path, kind=media.kind)
+                d = plain.digests
+                result = hash_file(plain.path, kind=media.kind, digests=(d.sha256, d.md5, d.sha1))
             except (HashingError, VideoError, OSError, ValueError) as exc:
                 # A file that can't be decoded still has its bytes' digests: match them
                 # against the exact lists, or a broken or over-long file would dodge

@@ -148,11 +148,32 @@ class ItemBatchCreateApiTests:
         body = response.json()
         assert [r["status"] for r in body["results"]] == [201, 400, 201, 400]
         assert (body["created"], body["failed"]) == (2, 2)
-        single = platform_client.post("/api/v1/items", items[1], format="json").json()
-        assert body["results"][1]["error"] == single["error"]
+        for index in (1, 3):
+            single = platform_client.post("/api/v1/items", items[index], format="json").json()
+            assert body["results"][index]["error"] == single["error"]
         assert list(body["results"][1]["error"]["fields"]) == ["kind"]
         assert list(body["results"][3]["error"]["fields"]) == ["text"]
         assert set(Item.objects.values_list("external_id", flat=True)) == {"g-1", "g-2"}
+
+    def test_one_serializer_validates_every_item_with_no_state_carried_between_them(
+        self, platform_client: APIClient
+    ) -> None:
+        bad = [
+            _text("n-1", subject={"email": "not an address"}),
+            _text("n-2", subject="a string"),
+            {"source": "bad source!", "external_id": "n-3", "kind": "image"},
+            _text("n-4", subject_country="gb", uk_linked="perhaps"),
+        ]
+        items = [bad[0], _text("ok-1", subject={"email": "a@example.org"}), *bad[1:]]
+        body = _post(platform_client, items).json()
+        assert [r["status"] for r in body["results"]] == [400, 201, 400, 400, 400]
+        for index, item in enumerate(items):
+            if index == 1:
+                continue
+            single = platform_client.post("/api/v1/items", item, format="json").json()
+            assert body["results"][index]["error"] == single["error"], index
+        stored = Item.objects.get(external_id="ok-1")
+        assert stored.subject_email == "a@example.org"
 
     def test_a_refused_file_fails_only_its_own_item(self, platform_client: APIClient) -> None:
         files = {"good": synthetic_jpeg(5, 320, 240), "bad": synthetic_jpeg(6, 320, 240)[:300]}
