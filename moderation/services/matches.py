@@ -24,6 +24,8 @@ def matches_record(
     """
     if not candidates:
         return []
+    # Each statement here costs ~1 ms of the worker's CPU (profiled under load.py with a
+    # known-hash list; benchmarks/LOAD.md): the case is locked and read once, with its category.
     lists = {
         hl.pk: hl for hl in HashList.objects.filter(pk__in={c.hash_list_id for c in candidates})
     }
@@ -33,39 +35,62 @@ def matches_record(
     # its flags, and intake joining the case or a moderator deciding it must see all of this
     # or none. Case row first, as every writer of a case takes it.
     case_id = Item.objects.filter(pk=media.item_id).values_list("case_id", flat=True).first()
-    if case_id is not None:
-        Case.objects.select_for_update().filter(pk=case_id).first()
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("category")
+        .filter(pk=case_id)
+        .first()
+        if case_id is not None
+        else None
+    )
+    # Every writer of a media's matches holds its case's lock (hashing, rescans): what is
+    # recorded already can be read once, and the new rows inserted without a savepoint each.
+    existing = (
+        set(
+            Match.objects.filter(
+                media=media, known_hash_id__in=[c.known_hash_id for c in candidates]
+            ).values_list("known_hash_id", flat=True)
+        )
+        if case is not None
+        else set()
+    )
     made: list[Match] = []
     raising: list[Match] = []  # the matches that raise the case: not of a quarantined hash
     for c in candidates:
         hl = lists.get(c.hash_list_id)
-        if hl is None or c.known_hash_id not in known:
+        if hl is None or c.known_hash_id not in known or c.known_hash_id in existing:
             continue
-        match, created = Match.objects.get_or_create(
-            media=media,
-            known_hash_id=c.known_hash_id,
-            defaults={
-                "hash_list": hl,
-                "algorithm": c.algorithm,
-                "distance": c.distance,
-                "list_version": hl.version,
-                "segments": [segment.as_json() for segment in c.segments],
-                "transform": c.transform,
-                "query_percent": c.query_percent,
-                "listed_percent": c.listed_percent,
-            },
-        )
-        if not created:
-            continue
+        fields = {
+            "hash_list": hl,
+            "algorithm": c.algorithm,
+            "distance": c.distance,
+            "list_version": hl.version,
+            "segments": [segment.as_json() for segment in c.segments],
+            "transform": c.transform,
+            "query_percent": c.query_percent,
+            "listed_percent": c.listed_percent,
+        }
+        if case is not None:
+            match = Match.objects.create(media=media, known_hash_id=c.known_hash_id, **fields)
+        else:
+            match, created = Match.objects.get_or_create(
+                media=media, known_hash_id=c.known_hash_id, defaults=fields
+            )
+            if not created:
+                continue
+        existing.add(c.known_hash_id)
         # Flood control first: a perceptual hash that matches too many new items becomes
         # quarantined here (see flood_check for why not exact hashes, not rescans).
         if flood_control and not hl.is_exact:
             flood_check(known_hash_id=c.known_hash_id, actor=actor)
-        quarantine = (
-            KnownHash.objects.filter(pk=c.known_hash_id, quarantined_at__isnull=False)
-            .values_list("quarantine_reason", flat=True)
-            .first()
-        )
+            quarantine = (
+                KnownHash.objects.filter(pk=c.known_hash_id, quarantined_at__isnull=False)
+                .values_list("quarantine_reason", flat=True)
+                .first()
+            )
+        else:
+            row = known[c.known_hash_id]
+            quarantine = row.quarantine_reason if row.quarantined_at is not None else None
         made.append(match)
         if quarantine is None:
             raising.append(match)
@@ -98,9 +123,7 @@ def matches_record(
                 "listed_percent": c.listed_percent,
             },
         )
-    item = Item.objects.get(pk=media.item_id)
-    if raising and item.case_id is not None and category is not None:
-        case = Case.objects.select_for_update().get(pk=item.case_id)
+    if raising and case is not None and category is not None:
         changed = case.raise_priority(
             priority=category.default_priority,
             category=category,
