@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import FileField
 from django.utils import timezone
 
 from core.audit import Actor, audit_record, audit_record_many
@@ -418,7 +419,10 @@ def _store_chunk(
     The staged files are encrypted into the evidence store inside the transaction (their
     data keys are rows of it); the ciphertext is removed if it rolls back, and the plaintext
     staging copy only after it commits, so a retry (item by item) finds it again and nothing
-    is half-written.
+    is half-written. They are encrypted *before* the subjects' cases are locked: writing and
+    syncing a chunk's files took tens of milliseconds, during which a moderator deciding one
+    of those cases waited (1.4 database sessions on `Lock/transactionid` under load.py's full
+    mix with batch intake; benchmarks/LOAD.md).
     """
     items = [
         _build_item(
@@ -438,9 +442,10 @@ def _store_chunk(
                 _reason(p.entry.data.kind, p.entry.data.flag_source, c)
                 for p, c in zip(chunk, chosen, strict=True)
             ]
+            placed = _place_files(chunk)
             opened, case_ids = _attach_cases(items, chosen, reasons)
             Item.objects.bulk_create(items)
-            media = _place_media(chunk, items)
+            media = _media_rows(chunk, items, placed)
             flags = Flag.objects.bulk_create(
                 [
                     Flag(
@@ -508,14 +513,38 @@ def _store_chunk(
             pending.staged.path.unlink(missing_ok=True)
 
 
-def _place_media(chunk: list[_New], items: list[Item]) -> list[Media]:
-    rows: list[Media] = []
-    for pending, item in zip(chunk, items, strict=True):
-        staged, sniff = pending.staged, pending.sniff
-        if staged is None or sniff is None:
+_MEDIA_FILE = cast(FileField, Media._meta.get_field("file"))
+
+
+def _place_files(chunk: list[_New]) -> dict[int, str]:
+    """Encrypt each staged file into the evidence store: {position in chunk: storage name}."""
+    placed: dict[int, str] = {}
+    for n, pending in enumerate(chunk):
+        staged = pending.staged
+        if staged is None or pending.sniff is None:
             continue
+        # The media row comes later (it needs its item): the name is the field's own, made
+        # without an instance (evidence_path uses none).
+        relative = _MEDIA_FILE.generate_filename(None, staged.original_name)
+        final_path = Path(settings.EVIDENCE_ROOT) / relative
+        final_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pending.final_path = final_path
+        # Encrypted at rest under a data key of its own (core.evidence_crypto), whose row
+        # commits with the media row.
+        encrypted = encrypt_file(staged.path, final_path, name=relative)
+        if encrypted.size != staged.size:
+            raise OSError(f"staged evidence changed on disk before it was stored: {relative}")
+        placed[n] = relative
+    return placed
+
+
+def _media_rows(chunk: list[_New], items: list[Item], placed: dict[int, str]) -> list[Media]:
+    rows: list[Media] = []
+    for n, relative in placed.items():
+        staged, sniff = chunk[n].staged, chunk[n].sniff
+        assert staged is not None and sniff is not None
         media = Media(
-            item=item,
+            item=items[n],
             original_name=staged.original_name,
             declared_type=staged.declared_type,
             size=staged.size,
@@ -525,15 +554,6 @@ def _place_media(chunk: list[_New], items: list[Item]) -> list[Media]:
             height=sniff.height,
             sha256=staged.sha256,
         )
-        relative = media.file.field.generate_filename(media, staged.original_name)
-        final_path = Path(settings.EVIDENCE_ROOT) / relative
-        final_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pending.final_path = final_path
-        # Encrypted at rest under a data key of its own (core.evidence_crypto), whose row
-        # commits with the media row.
-        encrypted = encrypt_file(staged.path, final_path, name=relative)
-        if encrypted.size != staged.size:
-            raise OSError(f"staged evidence changed on disk before it was stored: {relative}")
         media.file.name = relative
         rows.append(media)
     return Media.objects.bulk_create(rows)

@@ -8,11 +8,12 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -22,6 +23,7 @@ from core.models import AuditEvent
 from moderation.api.items import BATCH_MAX_ITEMS
 from moderation.media.synthetic import synthetic_jpeg
 from moderation.models import Case, Flag, Item, Media
+from moderation.services import intake
 from tests.conftest import client_for
 
 URL = "/api/v1/items/batch"
@@ -92,6 +94,35 @@ class ItemBatchCreateApiTests:
         # One rules message and one hashing message (3 images fit in one batch).
         assert len(callbacks) == 2
         assert not any((Path(settings.EVIDENCE_ROOT) / "staging").iterdir())
+
+    def test_files_are_encrypted_before_the_subjects_cases_are_locked(
+        self, platform_client: APIClient
+    ) -> None:
+        """A chunk's files are written and synced before its cases are locked, so a
+        moderator deciding one of those cases does not wait for the disk."""
+        calls: list[str] = []
+        real_encrypt, real_attach = intake.encrypt_file, intake._attach_cases
+
+        def encrypt(*args: Any, **kwargs: Any) -> Any:
+            calls.append("file")
+            return real_encrypt(*args, **kwargs)
+
+        def attach(*args: Any, **kwargs: Any) -> Any:
+            calls.append("lock cases")
+            return real_attach(*args, **kwargs)
+
+        files = {f"o{i}": synthetic_jpeg(40 + i, 320, 240, quality=85) for i in range(3)}
+        items = [
+            {"source": "acme", "external_id": f"o-{i}", "kind": "image", "media": f"o{i}"}
+            for i in range(3)
+        ]
+        with (
+            mock.patch.object(intake, "encrypt_file", encrypt),
+            mock.patch.object(intake, "_attach_cases", attach),
+        ):
+            response = _multipart(platform_client, items, files)
+        assert [r["status"] for r in response.json()["results"]] == [201, 201, 201]
+        assert calls == ["file", "file", "file", "lock cases"]
 
     def test_the_worker_hashes_a_batch_and_each_item_reads_back_ready(
         self, platform_client: APIClient, django_capture_on_commit_callbacks: Any
@@ -304,3 +335,28 @@ class ItemBatchAccessTests:
         item_id = _post(platform_client, [_text("mine")]).json()["results"][0]["item"]["id"]
         assert platform_client.get(f"/api/v1/items/{item_id}").status_code == 200
         assert other_platform_client.get(f"/api/v1/items/{item_id}").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_chunk_that_fails_after_its_files_are_written_leaves_no_file_and_can_be_resent(
+    platform_client: APIClient,
+) -> None:
+    files = {f"r{i}": synthetic_jpeg(50 + i, 320, 240, quality=85) for i in range(2)}
+    items = [
+        {"source": "acme", "external_id": f"r-{i}", "kind": "image", "media": f"r{i}"}
+        for i in range(2)
+    ]
+    with mock.patch.object(
+        intake, "audit_record_many", side_effect=OperationalError("connection lost")
+    ):
+        response = _multipart(platform_client, items, files)
+    assert response.status_code == 503, response.content
+    connection.close()  # what the end of a real request does after a database error
+    assert not Item.objects.exists() and not Media.objects.exists()
+    root = Path(settings.EVIDENCE_ROOT)
+    assert not [p for p in root.rglob("*") if p.is_file()], "an orphaned evidence file"
+    again = _multipart(platform_client, items, files)
+    assert [r["status"] for r in again.json()["results"]] == [201, 201]
+    for i in range(2):
+        media = Media.objects.get(item__external_id=f"r-{i}")
+        assert evidence_read_bytes(media.file.path) == files[f"r{i}"]
