@@ -20,7 +20,7 @@ def test_celery_no_longer_closes_the_connection_after_every_task() -> None:
     assert DjangoWorkerFixup(app).db_reuse_max >= 1000
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class DatabaseHygieneTests:
     def test_a_healthy_connection_is_kept_across_tasks(self) -> None:
         connection.ensure_connection()
