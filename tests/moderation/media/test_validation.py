@@ -9,7 +9,7 @@ Run without Django:
 
 from __future__ import annotations
 
-import os
+import random
 import warnings
 from pathlib import Path
 
@@ -104,10 +104,16 @@ class ValidateMediaAcceptanceTests:
         """The probe's bogus MP4: a valid ftyp box, then nothing a player could read."""
         ftyp = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
         assert rejection_code(write(tmp_path, "a.mp4", ftyp + b"\x00" * 4096)) == "corrupt"
-        assert rejection_code(write(tmp_path, "b.mp4", ftyp + os.urandom(4096))) in (
-            "corrupt",
-            "truncated",
-        )
+        # Junk from fixed seeds, not os.urandom: about 1 junk file in 200 starts with eight
+        # bytes that read as a box of a printable type running past the end of the file, which
+        # is what a recording cut short looks like, and those are kept as evidence by design
+        # (_check_container). The test drew one of them now and then (seed 170 is one).
+        for seed in range(50):
+            junk = random.Random(seed).randbytes(4096)
+            assert rejection_code(write(tmp_path, f"b{seed}.mp4", ftyp + junk)) in (
+                "corrupt",
+                "truncated",
+            ), seed
         no_track = ftyp + b"\x00\x00\x00\x08moov"
         assert rejection_code(write(tmp_path, "c.mp4", no_track)) == "corrupt"
         webm = b"\x1a\x45\xdf\xa3\x84webm" + b"\x00" * 64
