@@ -21,6 +21,14 @@ _BACKFILL = importlib.import_module(
 )._backfill_rule_applications
 
 
+def _broken_rule(admin: Any, condition: dict[str, Any]) -> EscalationRule:
+    """A rule corrupted behind validation's back (e.g. a bad data migration): it fails at run
+    time."""
+    rule = make_rule(admin, "broken", [condition], [{"type": "restrict_case"}])
+    EscalationRule.objects.filter(pk=rule.pk).update(actions=[{"type": "set_priority"}])
+    return rule
+
+
 def _restrict_messages(admin: Any) -> Any:
     return rule_save(
         actor=admin,
@@ -137,14 +145,7 @@ class RuleApplicationTests:
     def test_a_rule_that_fails_at_run_time_is_disabled_and_never_blocks_intake(
         self, admin_user: Any, django_capture_on_commit_callbacks: Any
     ) -> None:
-        rule = make_rule(
-            admin_user,
-            "broken",
-            [{"field": "category", "op": "eq", "value": "grooming"}],
-            [{"type": "restrict_case"}],
-        )
-        # Corrupt the stored rule behind validation's back (e.g. a bad data migration).
-        EscalationRule.objects.filter(pk=rule.pk).update(actions=[{"type": "set_priority"}])
+        rule = _broken_rule(admin_user, {"field": "category", "op": "eq", "value": "grooming"})
         with django_capture_on_commit_callbacks(execute=True):
             case = make_case(kind="message", category="grooming")
         assert Case.objects.filter(pk=case.pk).exists()
@@ -164,20 +165,11 @@ class RuleApplicationTests:
             assert rules_apply_many(case_ids=[case.pk, case.pk + 1], event="hashed") == 0
 
     def test_a_batch_reads_the_rules_once_and_drops_a_rule_that_fails(
-        self, admin_user: Any, caplog: Any
+        self, admin_user: Any
     ) -> None:
-        broken = make_rule(
-            admin_user,
-            "broken",
-            [{"field": "item.kind", "op": "eq", "value": "message"}],
-            [{"type": "restrict_case"}],
-        )
-        EscalationRule.objects.filter(pk=broken.pk).update(actions=[{"type": "set_priority"}])
+        _broken_rule(admin_user, {"field": "item.kind", "op": "eq", "value": "message"})
         _restrict_messages(admin_user)
-        cases = [make_case(kind="message") for _ in range(3)]
-        RuleApplication.objects.all().delete()
-        Case.objects.filter(pk__in=[c.pk for c in cases]).update(restricted=False)
-        EscalationRule.objects.filter(pk=broken.pk).update(enabled=True)
+        cases = [make_case(kind="message") for _ in range(3)]  # rules not run: no on_commit
         assert rules_apply_many(case_ids=[c.pk for c in cases], event="hashed") == 3
         assert AuditEvent.objects.filter(verb="rule.disabled").count() == 1
         assert all(Case.objects.get(pk=c.pk).restricted for c in cases)
