@@ -22,8 +22,10 @@
   const MARGIN = 2000;  // the server set its expiry slightly before we heard back
   const PRESENCE = 120000;
 
-  // The navigation started before the server handled this page: the conservative start.
-  let seen = Math.round(performance.timeOrigin || Date.now());
+  // The navigation started before the server handled this page: the conservative start. (A
+  // faked clock, as in the browser tests, may report no usable origin: then "now".)
+  const origin = performance.timeOrigin;
+  let seen = Math.round(origin > 0 ? origin : Date.now());
   let input = 0;
   let state = "active";  // "active" | "warning" | "expired"
   let extending = false;

@@ -20,12 +20,16 @@ from tests.moderation.factories import make_case
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 RATIONALE = "Synthetic test: the messages ask the account holder to move to another app."
-LIVE_TIMEOUT = 25_000  # ms: two polls of the 10-second live updates, and some slack
+LIVE_TIMEOUT = 25_000  # ms: slack for a slow machine (the tests jump the page clock ahead)
+POLL_MS = 10_000  # live.js's default interval
 
 
 def _new_page(browser: Any) -> Any:
     page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
     page.set_default_timeout(15000)
+    # The page's timers and clock are Playwright's: time flows as usual, and a test jumps
+    # ahead (`clock.fast_forward`) instead of sleeping through a poll or a warning's delay.
+    page.clock.install()
     return page
 
 
@@ -89,6 +93,8 @@ class ExpiredSessionTests:
         page = _new_page(browser)
         login(page, live_server, "mod1")
         warning = page.get_by_role("alertdialog", name="Your session is about to end")
+        expect(warning).to_be_hidden()
+        page.clock.fast_forward(16_000)
         expect(warning).to_be_visible(timeout=LIVE_TIMEOUT)
         expect(warning).to_contain_text("You will be signed out in")
         stay = warning.get_by_role("button", name="Stay signed in")
@@ -113,6 +119,7 @@ class LiveUpdateTests:
 
         case = make_case(kind="message", category="grooming")
         escalation = case_mark_immediate_risk(case=case, actor=moderator, reason="meeting")
+        page.clock.fast_forward(POLL_MS + 500)
 
         expect(page.get_by_role("link", name=f"#{escalation.pk}")).to_be_visible(
             timeout=LIVE_TIMEOUT
@@ -134,6 +141,7 @@ class LiveUpdateTests:
 
         case = make_case(kind="message", category="grooming")
         case_mark_immediate_risk(case=case, actor=moderator, reason="meeting")
+        page.clock.fast_forward(POLL_MS + 500)
 
         panel = page.get_by_role("heading", name="Child at immediate risk — call 999 now")
         expect(panel).to_be_visible(timeout=LIVE_TIMEOUT)
