@@ -2,7 +2,7 @@
 + Redis, driven over HTTP by intake clients and moderator clients.
 
     python benchmarks/load.py                  # 60 s, 4 intake clients, 16 moderators
-    python benchmarks/load.py --short          # ~15 s, 2 intake, 4 moderators (CI smoke test;
+    python benchmarks/load.py --short          # ~8 s, 2 intake, 4 moderators (CI smoke test;
                                                # one intake client one by one, one in batches)
     python benchmarks/load.py --seconds 120 --intake 8 --moderators 32
     python benchmarks/load.py --batch 100      # intake through POST /api/v1/items/batch
@@ -1428,7 +1428,7 @@ def main() -> int:
     ap.add_argument(
         "--short",
         action="store_true",
-        help="~15 s, 2 intake clients, 4 moderators (overrides those three)",
+        help="~8 s of load, 2 intake clients, 4 moderators (overrides those three)",
     )
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--intake", type=int, default=4)
@@ -1495,7 +1495,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.short:
-        args.seconds, args.intake, args.moderators = 15.0, 2, 4
+        args.seconds, args.intake, args.moderators = 8.0, 2, 4
         args.drain = min(args.drain, 40.0)
         args.batch = args.batch or 20
     if args.rate < 0 or (args.rate and not args.intake):

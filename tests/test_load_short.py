@@ -1,4 +1,4 @@
-"""The short load test: the real stack (gunicorn + Celery + PostgreSQL + Redis) under ~15 s of
+"""The short load test: the real stack (gunicorn + Celery + PostgreSQL + Redis) under ~8 s of
 concurrent intake and moderation, with no errors and a consistent database afterwards. Intake
 takes both paths: one client one item per request, the other batches of 20 through
 `POST /api/v1/items/batch` (multipart, one file part per image).

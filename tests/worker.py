@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -53,6 +54,20 @@ class WorkerProcess:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+    def kill(self) -> None:
+        """SIGKILL the pool processes and the main process, at once. For teardown: a warm
+        shutdown waits ~3 s for its pool, and nothing of a finished test's worker is kept (its
+        unacknowledged messages are flushed before the next worker starts; a decoder child
+        exits when its pipe closes)."""
+        if self.proc.poll() is not None:
+            return
+        children = self.children()
+        self.proc.kill()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -143,7 +158,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     yield start
     for worker in started:
-        worker.stop()
+        worker.kill()
     # Close our connection so the test database can be flushed and dropped.
     connection.close()
 

@@ -100,12 +100,13 @@ class RealWorkerTests:
     def test_a_worker_killed_mid_task_loses_nothing_and_records_each_result_once(
         self, start_worker: Callable[..., WorkerProcess], platform_client: APIClient, settings: Any
     ) -> None:
-        # Larger PNGs make each batch slow enough to be caught in the middle.
+        # Larger PNGs make each batch slow enough to be caught in the middle; more than one
+        # batch's worth (SAFEGUARD_HASH_BATCH_SIZE, 12) so that the killed task held extras.
         ids = [
             _submit(platform_client, f"kill-{i}", synthetic_png(100 + i, 1400, 1050), name="x.png")[
                 "id"
             ]
-            for i in range(24)
+            for i in range(14)
         ]
         worker = start_worker()
         wait_for(
