@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from core.audit import WORKER, Actor, audit_record
 from core.enqueue import enqueue_on_commit
@@ -100,6 +100,14 @@ def rule_save(
 
 
 def _enabled_rules() -> list[EscalationRule]:
+    # Most installations run with no rule enabled, and this is asked after every intake and
+    # every hashing batch: a plain-SQL probe first, as compiling the ORM's query cost more
+    # CPU than the read (~8 % of the worker's CPU with one-by-one intake; LOAD.md).
+    table = connection.ops.quote_name(EscalationRule._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE enabled LIMIT 1")  # noqa: S608 — fixed name
+        if cursor.fetchone() is None:
+            return []
     return list(EscalationRule.objects.filter(enabled=True).order_by("order", "id"))
 
 

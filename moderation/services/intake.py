@@ -223,10 +223,14 @@ def _existing_items(keys: list[tuple[str, str]], platform_account: Any) -> dict[
     if not keys:
         return {}
     wanted = set(keys)
-    found = Item.objects.filter(
-        platform_account=platform_account,
-        external_id__in={external_id for _, external_id in keys},
-    ).only("pk", "source", "external_id", "status", "case_id")
+    found = (
+        Item.objects.filter(
+            platform_account=platform_account,
+            external_id__in={external_id for _, external_id in keys},
+        )
+        .only("pk", "source", "external_id", "status", "case_id")
+        .order_by()
+    )  # no sort to compile
     return {(i.source, i.external_id): i for i in found if (i.source, i.external_id) in wanted}
 
 
