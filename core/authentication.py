@@ -27,14 +27,18 @@ _TOUCH_EVERY = timedelta(minutes=1)
 
 @functools.cache
 def _token_sql() -> str:
-    user_model = ApiToken._meta.get_field("user").related_model
-    assert isinstance(user_model, type)
-    token, user = ApiToken._meta.db_table, user_model._meta.db_table
+    fk = ApiToken._meta.get_field("user")
+    user_model = fk.related_model
+    assert isinstance(user_model, type) and user_model._meta.pk is not None
+    q = connection.ops.quote_name
+    token, user = q(ApiToken._meta.db_table), q(user_model._meta.db_table)
+    key_hash = q(ApiToken._meta.get_field("key_hash").column)
+    revoked = q(ApiToken._meta.get_field("revoked_at").column)
     # Table and column names from the models' meta; the key hash is a parameter.
     return (
         f"SELECT {sqlrows.columns(ApiToken, 't')}, {sqlrows.columns(user_model, 'u')} "  # noqa: S608
-        f"FROM {token} t JOIN {user} u ON u.id = t.user_id "
-        "WHERE t.key_hash = %s AND t.revoked_at IS NULL"
+        f"FROM {token} t JOIN {user} u ON u.{q(user_model._meta.pk.column)} = t.{q(fk.column)} "
+        f"WHERE t.{key_hash} = %s AND t.{revoked} IS NULL"
     )
 
 

@@ -39,6 +39,8 @@ def _converters(model: type[Model], using: str) -> list[tuple[Any, list[_Convert
     return out
 
 
+# Filled once per model and database; two threads racing on a first read each compute and
+# store the same list, so no lock is needed.
 _cache: dict[tuple[type[Model], str, str], list[tuple[Any, list[_Converter]]]] = {}
 
 

@@ -103,9 +103,12 @@ def _enabled_rules() -> list[EscalationRule]:
     # Most installations run with no rule enabled, and this is asked after every intake and
     # every hashing batch: a plain-SQL probe first, as compiling the ORM's query cost more
     # CPU than the read (~8 % of the worker's CPU with one-by-one intake; LOAD.md).
-    table = connection.ops.quote_name(EscalationRule._meta.db_table)
+    q = connection.ops.quote_name
+    table = q(EscalationRule._meta.db_table)
+    enabled = q(EscalationRule._meta.get_field("enabled").column)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE enabled LIMIT 1")  # noqa: S608 — fixed name
+        # Names from the model's meta, no values.
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {enabled} LIMIT 1")  # noqa: S608
         if cursor.fetchone() is None:
             return []
     return list(EscalationRule.objects.filter(enabled=True).order_by("order", "id"))

@@ -223,6 +223,8 @@ def _existing_items(keys: list[tuple[str, str]], platform_account: Any) -> dict[
     if not keys:
         return {}
     wanted = set(keys)
+    # No ORDER BY (the model's default ordering): nothing to sort on a unique key, and its
+    # compilation was ~4 % of a single request's CPU (benchmarks/LOAD.md, session 9).
     found = (
         Item.objects.filter(
             platform_account=platform_account,
@@ -230,7 +232,7 @@ def _existing_items(keys: list[tuple[str, str]], platform_account: Any) -> dict[
         )
         .only("pk", "source", "external_id", "status", "case_id")
         .order_by()
-    )  # no sort to compile
+    )
     return {(i.source, i.external_id): i for i in found if (i.source, i.external_id) in wanted}
 
 
