@@ -26,7 +26,8 @@ _TOUCH_EVERY = timedelta(minutes=1)
 
 
 @functools.cache
-def _token_sql() -> str:
+def _token_query() -> tuple[str, type[Any]]:
+    """The token-with-its-user SQL, and the user model whose columns follow the token's."""
     fk = ApiToken._meta.get_field("user")
     user_model = fk.related_model
     assert isinstance(user_model, type) and user_model._meta.pk is not None
@@ -35,21 +36,21 @@ def _token_sql() -> str:
     key_hash = q(ApiToken._meta.get_field("key_hash").column)
     revoked = q(ApiToken._meta.get_field("revoked_at").column)
     # Table and column names from the models' meta; the key hash is a parameter.
-    return (
+    sql = (
         f"SELECT {sqlrows.columns(ApiToken, 't')}, {sqlrows.columns(user_model, 'u')} "  # noqa: S608
         f"FROM {token} t JOIN {user} u ON u.{q(user_model._meta.pk.column)} = t.{q(fk.column)} "
         f"WHERE t.{key_hash} = %s AND t.{revoked} IS NULL"
     )
+    return sql, user_model
 
 
 def _token_with_user(key_hash: str) -> ApiToken | None:
     """What `ApiToken.objects.select_related("user").filter(key_hash=…, revoked_at=None)
     .first()` returns, in plain SQL: every API request asks, and the ORM's compilation of that
     join cost more CPU than the read (core.sqlrows)."""
-    user_model = ApiToken._meta.get_field("user").related_model
-    assert isinstance(user_model, type)
+    sql, user_model = _token_query()
     with connection.cursor() as cursor:
-        cursor.execute(_token_sql(), [key_hash])
+        cursor.execute(sql, [key_hash])
         row = cursor.fetchone()
     if row is None:
         return None

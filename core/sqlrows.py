@@ -40,20 +40,24 @@ def _converters(model: type[Model], using: str) -> list[tuple[Any, list[_Convert
 
 
 # Filled once per model and database; two threads racing on a first read each compute and
-# store the same list, so no lock is needed.
-_cache: dict[tuple[type[Model], str, str], list[tuple[Any, list[_Converter]]]] = {}
+# store the same entry, so no lock is needed.
+_cache: dict[
+    tuple[type[Model], str, str], tuple[list[str], list[tuple[Any, list[_Converter]]]]
+] = {}
 
 
 def build(model: type[M], values: Sequence[Any], using: str = "default") -> M:
     """The instance of `model` from `values`, one per concrete field (see `columns`)."""
     connection = connections[using]
     key = (model, using, connection.vendor)
-    converters = _cache.get(key)
-    if converters is None:
-        converters = _cache[key] = _converters(model, using)
+    entry = _cache.get(key)
+    if entry is None:
+        names = [f.attname for f in model._meta.concrete_fields]
+        entry = _cache[key] = (names, _converters(model, using))
+    names, converters = entry
     converted = []
     for value, (col, funcs) in zip(values, converters, strict=True):
         for func in funcs:
             value = func(value, col, connection)
         converted.append(value)
-    return model.from_db(using, [f.attname for f in model._meta.concrete_fields], converted)
+    return model.from_db(using, names, converted)
