@@ -155,6 +155,20 @@ class ItemCreateApiTests:
         assert error["code"] == "invalid" and field in error["fields"]
         assert not Item.objects.exists()
 
+    def test_a_refused_payload_leaves_nothing_behind_for_the_next_request_on_the_thread(
+        self, platform_client: APIClient
+    ) -> None:
+        """The input serializer is reused per thread: a refusal must not colour the next."""
+        bad = {"source": "acme", "external_id": "r-1", "kind": "text"}  # text missing
+        good = {"source": "acme", "external_id": "r-2", "kind": "text", "text": "hello"}
+        first = platform_client.post("/api/v1/items", bad, format="json")
+        assert first.status_code == 400 and "text" in first.json()["error"]["fields"]
+        second = platform_client.post("/api/v1/items", good, format="json")
+        assert second.status_code == 201, second.content
+        again = platform_client.post("/api/v1/items", bad, format="json")
+        assert again.json() == first.json()
+        assert list(Item.objects.values_list("external_id", flat=True)) == ["r-2"]
+
     def test_malformed_json_gets_a_clear_400(self, platform_client: APIClient) -> None:
         response = platform_client.post(
             "/api/v1/items", "{not json", content_type="application/json"
