@@ -247,26 +247,53 @@ def case_expire_leases(*, now: Any = None) -> int:
     return count
 
 
-def queue_vacuum() -> bool:
+# The vacuum's pace: it sleeps QUEUE_VACUUM_COST_DELAY_MS each time it has handled
+# QUEUE_VACUUM_COST_LIMIT pages. Spread thin on purpose: the work per run is fixed (every index
+# is read in full), and what claims feel is how much of the cores it takes while it runs.
+QUEUE_VACUUM_COST_DELAY_MS = 5.0
+QUEUE_VACUUM_COST_LIMIT = 100
+
+
+def queue_vacuum(
+    *,
+    cost_delay_ms: float = QUEUE_VACUUM_COST_DELAY_MS,
+    cost_limit: int = QUEUE_VACUUM_COST_LIMIT,
+) -> bool:
     """VACUUM the claim queue (beat, every 10 s; PostgreSQL only).
 
     Every claim leaves a dead entry at the head of the claim index, and every claim scans from
     the head: without this, claim throughput halves within a minute (benchmarks/QUEUE.md).
-    The table is narrow: at a million open cases a vacuum takes about half a second flat out,
-    and about 0.9 s as run here, in one process (PARALLEL 0) and throttled. A manual VACUUM
-    would otherwise start a worker per index and take every core for that half second, and
-    claims arriving meanwhile would queue behind it (the open-loop tail in benchmarks/QUEUE.md).
-    Autovacuum, whose naptime is server-wide, is only the backstop. Must run outside a
-    transaction. Returns whether it ran.
+    Autovacuum, whose naptime is server-wide, is only the backstop.
+
+    A run's work does not shrink with fewer dead entries: it reads every index of the table in
+    full (about 0.6 s of one core at 1.4 M open cases). Run flat out, or in parallel (a worker
+    per index, the default for a manual VACUUM), it takes a third of a 2-core server for that
+    time, and an open loop of claims at 75 % of capacity queues behind it: that was the tail
+    of benchmarks/QUEUE.md's open-loop runs. So it runs in one process (PARALLEL 0), paced at
+    100 pages then 5 ms asleep: about 4 s at 1.4 M open cases, and the claims it overlaps keep
+    their tail (per-second p99 7.5 ms in its seconds, 6 ms in the others; 27 ms against 4.6 ms
+    as it ran before). A run still going when beat fires again is skipped (SKIP_LOCKED). Must
+    run outside a transaction. Returns whether it ran.
     """
     if connection.vendor != "postgresql":
         return False
+    paced = {
+        "vacuum_cost_delay": f"{cost_delay_ms}ms",
+        "vacuum_cost_limit": str(int(cost_limit)),
+        # every page counts one unit, whether found in shared buffers, read in or dirtied:
+        # the stock weights (1, 2, 20) would make the same throttle take 4 s on a server that
+        # holds the queue in memory and 19 s on one that does not (stock shared_buffers), and a
+        # vacuum that slow lets dead entries pile up at the head of the claim index
+        "vacuum_cost_page_hit": "1",
+        "vacuum_cost_page_miss": "1",
+        "vacuum_cost_page_dirty": "1",
+    }
     with connection.cursor() as cursor:
-        cursor.execute("SET vacuum_cost_delay = '1ms'")
-        cursor.execute("SET vacuum_cost_limit = 1000")
+        for name, value in paced.items():
+            cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
         try:
             cursor.execute("VACUUM (SKIP_LOCKED, PARALLEL 0) moderation_queueentry")
         finally:
-            cursor.execute("RESET vacuum_cost_delay")
-            cursor.execute("RESET vacuum_cost_limit")
+            for name in paced:
+                cursor.execute(f"RESET {name}")
     return True

@@ -461,10 +461,21 @@ class QueueVacuumTests:
         with CaptureQueriesContext(connection) as ctx:
             assert queue_vacuum() is True
         vacuum = next(q["sql"] for q in ctx.captured_queries if q["sql"].startswith("VACUUM"))
-        # one process, throttled: claims keep the cores while it runs (benchmarks/QUEUE.md)
+        # one process, paced by pages whatever their state: claims keep the cores while it
+        # runs (benchmarks/QUEUE.md)
         assert "PARALLEL 0" in vacuum
-        with connection.cursor() as cursor:  # the throttle is the vacuum's only
-            cursor.execute("SHOW vacuum_cost_delay")
-            assert cursor.fetchone()[0] == "0"
+        sets = " ".join(q["sql"] for q in ctx.captured_queries if "set_config" in q["sql"])
+        for name in ("vacuum_cost_page_hit", "vacuum_cost_page_miss", "vacuum_cost_page_dirty"):
+            assert f"'{name}', '1'" in sets
+        assert "'vacuum_cost_delay', '5.0ms'" in sets
+        assert "'vacuum_cost_limit', '100'" in sets
+        with connection.cursor() as cursor:  # the pace is the vacuum's only
+            for name, stock in (
+                ("vacuum_cost_delay", "0"),
+                ("vacuum_cost_limit", "200"),
+                ("vacuum_cost_page_dirty", "20"),
+            ):
+                cursor.execute(f"SHOW {name}")
+                assert cursor.fetchone()[0] == stock
         schedule = {v["task"]: v["schedule"] for v in settings.CELERY_BEAT_SCHEDULE.values()}
         assert schedule["moderation.vacuum_queue"] <= timedelta(seconds=10)
