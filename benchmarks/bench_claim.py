@@ -330,6 +330,7 @@ def _worker(
     slots: Any = None,
     pooled: bool = False,
     rate: float = 0.0,
+    shared: Any = None,
 ) -> None:
     """Run this process's claimers (global numbers base .. base + n_threads - 1).
 
@@ -344,6 +345,10 @@ def _worker(
     process of `rate` per second, from its claimers in turn, whether or not earlier ones are
     done; latency runs from a claim's arrival to its answer, so time queued behind a slow claim
     counts (no coordinated omission).
+    shared (an open loop's --dispatch shared): one arrival stream at `rate` for all workers;
+    each worker, when free, takes the next arrival from a counter they share, as gunicorn's
+    workers take the next connection from the one listening socket (one queue, c servers:
+    M/G/c). Without it, each worker has its own stream of rate / workers (c queues of M/G/1).
     """
     _django_only()
     from django.contrib.auth import get_user_model
@@ -358,7 +363,8 @@ def _worker(
     def run(idxs: list[int]) -> None:
         # each claimer works through its own moderator accounts in turn
         groups = [[users_all[uid] for uid in user_ids[base + k :: n_claimers]] for k in idxs]
-        for mine in groups:  # warm the permission caches the service consults
+        every = [[users_all[uid] for uid in user_ids[g::n_claimers]] for g in range(n_claimers)]
+        for mine in every if shared is not None else groups:  # warm the permission caches
             for u in mine:
                 u.has_perm("moderation.view_all_cases")
         with connection.cursor() as cursor:
@@ -372,24 +378,38 @@ def _worker(
         deadline = t0 + duration
         last = [t0] * len(groups)  # when each claimer last got an answer (asked again)
         turns = [0] * len(groups)
-        if rate:  # arrival times of the open loop, fixed by the worker's number
-            gaps = np.random.default_rng(base).exponential(1 / rate, int(rate * duration * 2))
+        if rate:  # arrival times of the open loop, fixed by the worker's number (or shared)
+            rng = np.random.default_rng(0 if shared is not None else base)
+            gaps = rng.exponential(1 / rate, int(rate * duration * 2))
             arrivals = (t0 + np.cumsum(gaps)).tolist()
-        i = 0
+        i = j = 0
         now = time.perf_counter()
         while now < deadline:
-            j = i % len(groups)
-            if rate:
-                arrival = arrivals[i]
-                if arrival >= deadline:
+            if shared is not None:  # the next arrival of the one queue, whoever it is for
+                with shared.get_lock():
+                    i = shared.value
+                    shared.value += 1
+                if arrivals[i] >= deadline:
                     break
-                if arrival > now:
-                    time.sleep(arrival - now)
-                last[j] = arrival  # latency counts from the claim's arrival
-            i += 1
-            mine = groups[j]
-            user = mine[turns[j] % len(mine)]
-            turns[j] += 1
+                if arrivals[i] > now:
+                    time.sleep(arrivals[i] - now)
+                j = 0
+                last[j] = arrivals[i]
+                mine = every[i % n_claimers]
+                user = mine[(i // n_claimers) % len(mine)]
+            else:
+                j = i % len(groups)
+                if rate:
+                    arrival = arrivals[i]
+                    if arrival >= deadline:
+                        break
+                    if arrival > now:
+                        time.sleep(arrival - now)
+                    last[j] = arrival  # latency counts from the claim's arrival
+                i += 1
+                mine = groups[j]
+                user = mine[turns[j] % len(mine)]
+                turns[j] += 1
             if slots is not None:  # a bounded pool of in-flight claims (like a DB pool)
                 slots.acquire()
             began = time.perf_counter()
@@ -459,9 +479,12 @@ class Maintenance(threading.Thread):
     """What beat does during the run: queue_vacuum() every few seconds (the app's variants),
     optionally audit_seal() every 5 s; samples dead rows in the claim queue every window."""
 
-    def __init__(self, vacuum_every: float | None, seal: bool) -> None:
+    def __init__(
+        self, vacuum_every: float | None, seal: bool, throttle: tuple[float, int] | None = None
+    ) -> None:
         super().__init__(daemon=True)
         self.vacuum_every = vacuum_every
+        self.throttle = throttle
         self.seal = seal
         self.stop = threading.Event()
         self.samples: list[dict[str, Any]] = []
@@ -482,7 +505,10 @@ class Maintenance(threading.Thread):
         while not self.stop.is_set():
             now = time.perf_counter()
             if next_vac is not None and now >= next_vac:
-                queue_vacuum()
+                if self.throttle:
+                    queue_vacuum(cost_delay_ms=self.throttle[0], cost_limit=self.throttle[1])
+                else:
+                    queue_vacuum()
                 self.vacuums.append(time.perf_counter() - now)
                 self.vacuum_spans.append((now, time.perf_counter()))
                 next_vac = time.perf_counter() + self.vacuum_every
@@ -695,6 +721,8 @@ def run_variant(
     pool: int = 0,
     rate: float = 0.0,
     timeline: str | None = None,
+    throttle: tuple[float, int] | None = None,
+    dispatch: str = "split",
 ) -> dict[str, Any]:
     baseline = variant.startswith("orm")
     load_cases(cases, baseline=baseline, arrival=arrival)
@@ -707,6 +735,7 @@ def run_variant(
     per = [claimers // procs + (1 if i < claimers % procs else 0) for i in range(procs)]
     ready, go, start_at = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     slots = ctx.Semaphore(db_slots) if db_slots and not pool else None
+    shared = ctx.Value("q", 0) if rate and pool and dispatch == "shared" else None
     tmp = tempfile.mkdtemp(prefix="bench_claim_")
     from django.db import connections
 
@@ -729,7 +758,8 @@ def run_variant(
                 f"{tmp}/p{pi}.npz",
                 slots,
                 bool(pool),
-                rate / len(per) if pool else 0.0,
+                (rate if shared is not None else rate / len(per)) if pool else 0.0,
+                shared,
             ),
         )
         base += nt
@@ -737,7 +767,7 @@ def run_variant(
         ps.append(p)
     for _ in range(claimers):
         ready.get(timeout=120)
-    maint = Maintenance(None if baseline else vacuum_every, seal and variant in AUDITED)
+    maint = Maintenance(None if baseline else vacuum_every, seal and variant in AUDITED, throttle)
     start_at.value = time.perf_counter() + 0.05
     t0_epoch = time.time() + (start_at.value - time.perf_counter())
     wal_before = wal_counters()
@@ -809,6 +839,7 @@ def run_variant(
         "db_slots": db_slots,
         "pool": pool,
         "offered_rate": rate,
+        "dispatch": dispatch if rate and pool else "",
         "stmt_p50_ms": pct(stmts, 50),
         "stmt_p99_ms": pct(stmts, 99),
         # exact percentiles per minute (by answer time): where in the run the tail came from
@@ -851,7 +882,8 @@ def print_result(r: dict[str, Any]) -> None:
     )
     if r.get("offered_rate"):
         print(
-            f"     open loop: {r['offered_rate']:.0f} claims/s offered (Poisson), latency from "
+            f"     open loop ({r.get('dispatch') or 'split'} dispatch): {r['offered_rate']:.0f} "
+            "claims/s offered (Poisson), latency from "
             "each claim's arrival",
             flush=True,
         )
@@ -929,6 +961,19 @@ def main() -> int:
     )
     ap.add_argument("--sustained-seconds", type=float, default=600)
     ap.add_argument("--vacuum-every", type=float, default=10.0)
+    ap.add_argument(
+        "--dispatch",
+        choices=("split", "shared"),
+        default="split",
+        help="open loop: split = each app worker its own arrival stream (rate / workers; "
+        "session 3's harness); shared = one stream the workers take from when free, as "
+        "gunicorn's workers share one listening socket",
+    )
+    ap.add_argument(
+        "--vacuum-throttle",
+        metavar="DELAY_MS:LIMIT",
+        help="the queue vacuum's vacuum_cost_delay (ms) and vacuum_cost_limit (default: the app's)",
+    )
     ap.add_argument("--seal", action="store_true", help="run the audit sealer as beat does")
     ap.add_argument("--db-slots", type=int, default=0, help="at most N claims in flight")
     ap.add_argument(
@@ -963,6 +1008,10 @@ def main() -> int:
 
     if args.rate and not args.pool:
         ap.error("--rate needs --pool (the open loop is served by the app workers)")
+    throttle = None
+    if args.vacuum_throttle:
+        delay, _, limit = args.vacuum_throttle.partition(":")
+        throttle = (float(delay), int(limit))
     setup_django()
     user_ids = ensure_users(max(args.claimers, 8))
     conn = admin_connect(DB_NAME)
@@ -1002,6 +1051,8 @@ def main() -> int:
                 procs=args.procs,
                 seconds=secs,
                 vacuum_every=args.vacuum_every,
+                throttle=throttle,
+                dispatch=args.dispatch,
                 seal=args.seal,
                 user_ids=user_ids,
                 check_chain=args.short,
