@@ -267,8 +267,8 @@ def queue_vacuum(
 
     A run's work does not shrink with fewer dead entries: it reads every index of the table in
     full (about 0.6 s of one core at 1.4 M open cases). Run flat out, or in parallel (a worker
-    per index, the default for a manual VACUUM), it takes a third of a 2-core server for that
-    time, and an open loop of claims at 75 % of capacity queues behind it: that was the tail
+    per index, the default for a manual VACUUM), it takes nearly half of a 2-core server for
+    that time, and an open loop of claims at 75 % of capacity queues behind it: that was the tail
     of benchmarks/QUEUE.md's open-loop runs. So it runs in one process (PARALLEL 0), paced at
     100 pages then 5 ms asleep: about 4 s at 1.4 M open cases, and the claims it overlaps keep
     their tail (per-second p99 7.5 ms in its seconds, 6 ms in the others; 27 ms against 4.6 ms
