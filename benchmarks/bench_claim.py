@@ -371,6 +371,13 @@ def _worker(
             cursor.execute("SELECT 1")
         ends, lats, stmts, ids, uids = [], [], [], [], []
         empties, errors = 0, []
+        offsets: list[float] = []
+        if rate:  # arrival times of the open loop, fixed by the worker's number (or shared),
+            # as offsets from the start: drawn before the start, since drawing a 10-minute
+            # stream (2 M numbers) once the clock ran made the first half second's arrivals
+            # queue behind the harness itself
+            rng = np.random.default_rng(0 if shared is not None else base)
+            offsets = np.cumsum(rng.exponential(1 / rate, int(rate * duration * 2))).tolist()
         for _ in idxs:
             ready.put(1)
         go.wait()
@@ -378,10 +385,6 @@ def _worker(
         deadline = t0 + duration
         last = [t0] * len(groups)  # when each claimer last got an answer (asked again)
         turns = [0] * len(groups)
-        if rate:  # arrival times of the open loop, fixed by the worker's number (or shared)
-            rng = np.random.default_rng(0 if shared is not None else base)
-            gaps = rng.exponential(1 / rate, int(rate * duration * 2))
-            arrivals = (t0 + np.cumsum(gaps)).tolist()
         i = j = 0
         now = time.perf_counter()
         while now < deadline:
@@ -389,18 +392,19 @@ def _worker(
                 with shared.get_lock():
                     i = shared.value
                     shared.value += 1
-                if arrivals[i] >= deadline:
+                arrival = t0 + offsets[i]
+                if arrival >= deadline:
                     break
-                if arrivals[i] > now:
-                    time.sleep(arrivals[i] - now)
+                if arrival > now:
+                    time.sleep(arrival - now)
                 j = 0
-                last[j] = arrivals[i]
+                last[j] = arrival
                 mine = every[i % n_claimers]
                 user = mine[(i // n_claimers) % len(mine)]
             else:
                 j = i % len(groups)
                 if rate:
-                    arrival = arrivals[i]
+                    arrival = t0 + offsets[i]
                     if arrival >= deadline:
                         break
                     if arrival > now:
@@ -768,9 +772,11 @@ def run_variant(
     for _ in range(claimers):
         ready.get(timeout=120)
     maint = Maintenance(None if baseline else vacuum_every, seal and variant in AUDITED, throttle)
+    wal_before = wal_counters()
+    # the start is set last, just before the go: what runs between the two delays the
+    # claimers past the first arrivals
     start_at.value = time.perf_counter() + 0.05
     t0_epoch = time.time() + (start_at.value - time.perf_counter())
-    wal_before = wal_counters()
     sampler = ActivitySampler(start_at.value) if timeline else None
     if sampler is not None:
         sampler.start()
