@@ -5,7 +5,7 @@
   const input = document.querySelector("[data-destination-filter]");
   const select = document.getElementById(input ? input.getAttribute("aria-controls") : "");
   if (!input || !select) return;
-  input.addEventListener("input", function () {
+  function apply() {
     const needle = input.value.trim().toLowerCase();
     let firstMatch = null;
     for (const option of select.querySelectorAll("option")) {
@@ -18,5 +18,9 @@
     if (needle && firstMatch && (!current || !current.value || current.hidden)) {
       select.value = firstMatch.value;
     }
-  });
+  }
+  input.addEventListener("input", apply);
+  // Text typed before this deferred script ran (a slow connection), or restored by the
+  // browser on going back, fired its input events with no listener: filter it now.
+  if (input.value) apply();
 })();

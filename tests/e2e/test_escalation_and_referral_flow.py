@@ -111,3 +111,26 @@ class ReferralPacketFlowTests:
         assert "OK" in out.getvalue(), worker.output()
         packet.refresh_from_db()
         assert packet.status == "exported" and packet.approved_by == lead2
+
+
+class DestinationFilterTests:
+    def test_text_typed_before_the_filter_script_ran_still_picks_the_force(
+        self, browser: Any, live_server: Any, lead: Any
+    ) -> None:
+        # The script is deferred: on a slow connection a lead can type before it runs, and the
+        # input events fired then had no listener (a CI run caught it racing Playwright).
+        case = make_case(kind="image", category="new_csam")
+        page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+        login(page, live_server, "lead1")
+        page.route("**/destination_filter*.js", lambda route: route.abort())
+        page.goto(f"{live_server.url}/cases/{case.pk}/")
+        page.get_by_role("link", name="Draft a referral").click()
+        page.wait_for_load_state()
+        destination = page.get_by_label("Destination", exact=True)
+        page.get_by_label("Find a destination").fill("kent")
+        expect(destination).to_have_value("")  # nothing listened
+        src = page.locator("script[src*='destination_filter']").get_attribute("src")
+        assert src
+        page.unroute("**/destination_filter*.js")
+        page.add_script_tag(url=src)  # the script arrives late
+        expect(destination).to_have_value(str(Destination.objects.get(code="kent").pk))
