@@ -1017,7 +1017,15 @@ def main() -> int:
     throttle = None
     if args.vacuum_throttle:
         delay, _, limit = args.vacuum_throttle.partition(":")
-        throttle = (float(delay), int(limit))
+        try:
+            throttle = (float(delay), int(limit))
+        except ValueError:
+            throttle = None
+        if throttle is None or throttle[0] < 0 or throttle[1] < 1:
+            ap.error(
+                f"--vacuum-throttle {args.vacuum_throttle!r}: expected DELAY_MS:LIMIT, "
+                "e.g. 5:100 (a delay of 0 or more, a limit of 1 or more)"
+            )
     setup_django()
     user_ids = ensure_users(max(args.claimers, 8))
     conn = admin_connect(DB_NAME)
