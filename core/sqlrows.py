@@ -1,37 +1,53 @@
 """Model instances from a plain-SQL row, for a few hot reads whose ORM compilation costs more
 CPU than the read itself (an API token with its user on every API request: ~1.5 ms of Python
-for a sub-millisecond indexed read; benchmarks/LOAD.md, "Session 9").
+for a sub-millisecond indexed read; benchmarks/LOAD.md, "Session 9"); intake's reads and
+INSERTs, which cost the same in compilation (session 11).
 
-The columns are every concrete field of the model, in `_meta` order; each value goes through
-the converters the ORM would apply (the backend's, then the field's own `from_db_value`), so
-an instance built here is the instance a QuerySet would have built, on PostgreSQL and on the
-embedded SQLite alike. Use it for simple, fixed reads only: anything with a filter worth
-composing belongs in the ORM.
+The columns are every concrete field of the model (or the ones named), in `_meta` order; each
+value goes through the converters the ORM would apply (the backend's, then the field's own
+`from_db_value`), so an instance built here is the instance a QuerySet would have built, on
+PostgreSQL and on the embedded SQLite alike. Use it for simple, fixed statements on hot paths
+only: anything with a filter worth composing belongs in the ORM.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any, TypeVar
 
-from django.db import connections
-from django.db.models import Model
+from django.db import connections, transaction
+from django.db.models import AutoField, Field, Model
 
 M = TypeVar("M", bound=Model)
 
 _Converter = Callable[[Any, Any, Any], Any]
 
 
-def columns(model: type[Model], alias: str) -> str:
-    """`alias."col", …` for every concrete field of `model`, in the order `build` expects."""
+def _fields(model: type[Model], fields: Sequence[str] | None) -> list[Field[Any, Any]]:
+    if fields is None:
+        return list(model._meta.concrete_fields)
+    wanted = {model._meta.get_field(name).attname for name in fields}
+    return [f for f in model._meta.concrete_fields if f.attname in wanted]
+
+
+def columns(model: type[Model], alias: str, fields: Sequence[str] | None = None) -> str:
+    """`alias."col", …` for every concrete field of `model` (or only `fields`, by name), in the
+    order `build` expects."""
     quote = connections["default"].ops.quote_name
-    return ", ".join(f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{quote(f.column)}" for f in _fields(model, fields))
 
 
-def _converters(model: type[Model], using: str) -> list[tuple[Any, list[_Converter]]]:
+def placeholders(n: int) -> str:
+    """`%s, %s, …` for an `IN (…)` list of `n` values (SQLite has no `= ANY(array)`)."""
+    return ", ".join(["%s"] * n)
+
+
+def _converters(model: type[Model], using: str, fields: Sequence[str] | None) -> list[Any]:
     connection = connections[using]
     out: list[tuple[Any, list[_Converter]]] = []
-    for f in model._meta.concrete_fields:
+    for f in _fields(model, fields):
         col = f.get_col(model._meta.db_table)
         out.append(
             (col, [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)])
@@ -39,21 +55,25 @@ def _converters(model: type[Model], using: str) -> list[tuple[Any, list[_Convert
     return out
 
 
-# Filled once per model and database; two threads racing on a first read each compute and
-# store the same entry, so no lock is needed.
-_cache: dict[
-    tuple[type[Model], str, str], tuple[list[str], list[tuple[Any, list[_Converter]]]]
-] = {}
+# Filled once per model, field list and database; two threads racing on a first read each
+# compute and store the same entry, so no lock is needed.
+_cache: dict[tuple[Any, ...], tuple[list[str], list[tuple[Any, list[_Converter]]]]] = {}
 
 
-def build(model: type[M], values: Sequence[Any], using: str = "default") -> M:
-    """The instance of `model` from `values`, one per concrete field (see `columns`)."""
+def build(
+    model: type[M],
+    values: Sequence[Any],
+    using: str = "default",
+    fields: Sequence[str] | None = None,
+) -> M:
+    """The instance of `model` from `values`, one per concrete field (see `columns`); with
+    `fields`, one per named field and the others deferred, as `QuerySet.only` leaves them."""
     connection = connections[using]
-    key = (model, using, connection.vendor)
+    key = (model, using, connection.vendor, None if fields is None else tuple(fields))
     entry = _cache.get(key)
     if entry is None:
-        names = [f.attname for f in model._meta.concrete_fields]
-        entry = _cache[key] = (names, _converters(model, using))
+        names = [f.attname for f in _fields(model, fields)]
+        entry = _cache[key] = (names, _converters(model, using, fields))
     names, converters = entry
     converted = []
     for value, (col, funcs) in zip(values, converters, strict=True):
@@ -61,3 +81,149 @@ def build(model: type[M], values: Sequence[Any], using: str = "default") -> M:
             value = func(value, col, connection)
         converted.append(value)
     return model.from_db(using, names, converted)
+
+
+def select(
+    model: type[M],
+    where: str,
+    params: Sequence[Any],
+    *,
+    fields: Sequence[str] | None = None,
+    order_by: str = "",
+    for_update: bool = False,
+    using: str = "default",
+) -> list[M]:
+    """Instances of `model` from `SELECT <columns> FROM <its table> t WHERE <where>`, the caller's
+    condition on alias `t` with bound `params`; `for_update` locks the rows where the database
+    can (PostgreSQL; SQLite serialises writers instead, and the ORM omits it there too)."""
+    connection = connections[using]
+    if for_update and not connection.in_atomic_block:
+        raise RuntimeError("select(for_update=True) outside a transaction would lock nothing")
+    sql = (
+        f"SELECT {columns(model, 't', fields)} "  # noqa: S608 - identifiers from the model
+        f"FROM {connection.ops.quote_name(model._meta.db_table)} t WHERE {where}"
+    )
+    if order_by:
+        sql += f" ORDER BY {order_by}"
+    if for_update and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        rows = cursor.fetchall()
+    return [build(model, row, using, fields) for row in rows]
+
+
+@dataclass(frozen=True)
+class _Insert:
+    fields: list[Field[Any, Any]]
+    prefix: str  # INSERT INTO t (cols) VALUES
+    row: str  # (%s, …, %s)
+    returning_sql: str  # RETURNING …, or "" when nothing is read back
+    returning_params: tuple[Any, ...]
+    returning: list[tuple[str, Any, list[_Converter]]]  # (attname, col, converters)
+
+
+_insert_cache: dict[tuple[type[Model], str, str, bool], _Insert | None] = {}
+
+
+def _insert_plan(model: type[Model], using: str, *, with_pk: bool) -> _Insert | None:
+    """The statement's fixed parts, or None when the ORM's compiler must do it: a field with
+    its own placeholder, a database-assigned key the backend cannot return from a multi-row
+    INSERT, or an auto key the caller set."""
+    connection = connections[using]
+    opts = model._meta
+    auto = isinstance(opts.pk, AutoField)
+    fields = [
+        f
+        for f in opts.concrete_fields
+        if not f.generated and (with_pk or not isinstance(f, AutoField))
+    ]
+    if (
+        (auto and with_pk)
+        or (not auto and not with_pk)
+        or any(hasattr(f, "get_placeholder") for f in fields)
+        or (auto and not connection.features.can_return_rows_from_bulk_insert)
+    ):
+        return None
+    quote = connection.ops.quote_name
+    returning = list(opts.db_returning_fields)
+    returning_sql, returning_params = connection.ops.return_insert_columns(returning) or ("", ())
+    converted = []
+    for f in returning:
+        col = f.get_col(opts.db_table)
+        funcs = [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
+        converted.append((f.attname, col, funcs))
+    return _Insert(
+        fields=fields,
+        # Identifiers from the model's own metadata, quoted; every value is a bound parameter.
+        prefix=(
+            f"INSERT INTO {quote(opts.db_table)} "  # noqa: S608
+            f"({', '.join(quote(f.column) for f in fields)}) VALUES "
+        ),
+        row="(" + ", ".join(["%s"] * len(fields)) + ")",
+        returning_sql=returning_sql,
+        returning_params=tuple(returning_params),
+        returning=converted,
+    )
+
+
+def insert(model: type[M], objs: Sequence[M], using: str = "default") -> list[M]:
+    """INSERT new instances of `model` and set the columns the database returns:
+    `bulk_create(objs)` without compiling a query on every call.
+
+    The same values reach the database: each field's `pre_save(obj, add=True)` (auto_now_add,
+    file names) then `get_db_prep_save`, for the same columns (the concrete fields less
+    generated ones, and less an auto primary key, which the database assigns), and every
+    `db_returning` field (the auto key, generated fields) is read back through the ORM's
+    converters. Like `bulk_create`: no signals, no `save()`. Compiling the INSERT was most of
+    the Python of a single intake's five inserts (benchmarks/LOAD.md, "Session 11").
+    Anything outside this plain shape (an auto key already set, an expression or database
+    default as a value, a field with a custom placeholder) goes to `bulk_create` itself, so
+    the rows written never differ.
+    """
+    objs = list(objs)
+    if not objs:
+        return objs
+    connection = connections[using]
+    with_pk = objs[0].pk is not None
+    key = (model, using, connection.vendor, with_pk)
+    if key not in _insert_cache:
+        _insert_cache[key] = _insert_plan(model, using, with_pk=with_pk)
+    plan = _insert_cache[key]
+    if plan is None or any((obj.pk is not None) != with_pk for obj in objs):
+        return model._default_manager.db_manager(using).bulk_create(objs)
+    rows: list[list[Any]] = []
+    for obj in objs:
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        values = []
+        for f in plan.fields:
+            value = f.pre_save(obj, add=True)
+            if hasattr(value, "resolve_expression"):
+                return model._default_manager.db_manager(using).bulk_create(objs)
+            values.append(f.get_db_prep_save(value, connection=connection))
+        rows.append(values)
+    # Rows per statement: what the backend allows (SQLite: its bound-parameter limit), and
+    # never more parameters than PostgreSQL's protocol allows (65,535).
+    size = min(connection.ops.bulk_batch_size(plan.fields, objs), 65535 // len(plan.fields))
+    returned: list[Any] = []
+    # The statements of one call are applied together, as bulk_create's are.
+    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        for start in range(0, len(rows), max(1, size)):
+            batch = rows[start : start + max(1, size)]
+            sql = plan.prefix + ", ".join([plan.row] * len(batch))
+            params = [*chain.from_iterable(batch)]
+            if plan.returning_sql:
+                cursor.execute(f"{sql} {plan.returning_sql}", [*params, *plan.returning_params])
+                returned.extend(cursor.fetchall())
+            else:
+                cursor.execute(sql, params)
+    if plan.returning:
+        for obj, values in zip(objs, returned, strict=True):
+            for (attname, col, funcs), value in zip(plan.returning, values, strict=True):
+                for func in funcs:
+                    value = func(value, col, connection)
+                setattr(obj, attname, value)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using
+    return objs
