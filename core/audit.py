@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from . import sqlrows
 from .models import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -71,7 +72,8 @@ def audit_record(
         object_id=str(object_id),
         data=data or {},
     )
-    event.save(force_insert=True)
+    # The INSERT without compiling it per call (core.sqlrows; no signal listens for events).
+    sqlrows.insert(AuditEvent, [event])
     return event
 
 
@@ -95,7 +97,7 @@ def audit_record_many(
         )
         for verb, obj, data in events
     ]
-    return AuditEvent.objects.bulk_create(rows, batch_size=1000)
+    return sqlrows.insert(AuditEvent, rows)
 
 
 def audit_seal(*, batch_size: int = 5000) -> int:

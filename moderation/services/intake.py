@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import FileField
 from django.utils import timezone
 
+from core import sqlrows
 from core.audit import Actor, audit_record, audit_record_many
 from core.enqueue import enqueue_on_commit
 from core.errors import DomainError
@@ -223,15 +224,16 @@ def _existing_items(keys: list[tuple[str, str]], platform_account: Any) -> dict[
     if not keys:
         return {}
     wanted = set(keys)
-    # No ORDER BY (the model's default ordering): nothing to sort on a unique key, and its
-    # compilation was ~4 % of a single request's CPU (benchmarks/LOAD.md, session 9).
-    found = (
-        Item.objects.filter(
-            platform_account=platform_account,
-            external_id__in={external_id for _, external_id in keys},
-        )
-        .only("pk", "source", "external_id", "status", "case_id")
-        .order_by()
+    external_ids = sorted({external_id for _, external_id in keys})
+    # Plain SQL (core.sqlrows): compiling this read through the ORM cost more CPU than running
+    # it, ~1 ms of a single request's ~10 (benchmarks/LOAD.md, session 11). No ORDER BY: nothing
+    # to sort on a unique key.
+    account = "t.platform_account_id " + ("IS NULL" if platform_account is None else "= %s")
+    found = sqlrows.select(
+        Item,
+        f"{account} AND t.external_id IN ({sqlrows.placeholders(len(external_ids))})",
+        [*([] if platform_account is None else [platform_account.pk]), *external_ids],
+        fields=("id", "source", "external_id", "status", "case"),
     )
     return {(i.source, i.external_id): i for i in found if (i.source, i.external_id) in wanted}
 
@@ -273,7 +275,9 @@ def _discard(pending: _New) -> None:
 
 def _default_categories() -> dict[str, HarmCategory]:
     """The categories intake assumes for unlabelled imagery, read once per batch."""
-    return {c.code: c for c in HarmCategory.objects.filter(code__in=["new_csam", "livestream"])}
+    # Plain SQL (core.sqlrows), for the same reason as the idempotency read.
+    found = sqlrows.select(HarmCategory, "t.code IN (%s, %s)", ["new_csam", "livestream"])
+    return {c.code: c for c in found}
 
 
 def _needs_default(data: ItemInput) -> bool:
@@ -358,11 +362,17 @@ def _attach_cases(
     for _ in range(len(by_subject) + 2):
         try:
             with transaction.atomic():
+                # Plain SQL (core.sqlrows): the ORM's compilation of this read was ~1 ms of a
+                # single request's CPU (benchmarks/LOAD.md, session 11).
                 cases = {
                     c.subject_key: c
-                    for c in Case.objects.select_for_update()
-                    .filter(subject_key__in=list(by_subject), active=True)
-                    .order_by("pk")
+                    for c in sqlrows.select(
+                        Case,
+                        f"t.subject_key IN ({sqlrows.placeholders(len(by_subject))}) AND t.active",
+                        list(by_subject),
+                        order_by="t.id",
+                        for_update=True,
+                    )
                 }
                 opened: list[Case] = []
                 for subject in sorted(by_subject):
@@ -380,7 +390,7 @@ def _attach_cases(
                     )
                     case.add_reason(reasons[positions[0]], at=now)
                     opened.append(case)
-                Case.objects.bulk_create(opened)
+                sqlrows.insert(Case, opened)
         except IntegrityError:
             continue  # another intake opened one of these subjects' cases first: join it
         break
@@ -450,9 +460,10 @@ def _store_chunk(
             ]
             placed = _place_files(chunk)
             opened, case_ids = _attach_cases(items, chosen, reasons)
-            Item.objects.bulk_create(items)
+            sqlrows.insert(Item, items)
             media = _media_rows(chunk, items, placed)
-            flags = Flag.objects.bulk_create(
+            flags = sqlrows.insert(
+                Flag,
                 [
                     Flag(
                         item=item,
@@ -463,7 +474,7 @@ def _store_chunk(
                         created_by=submitted_by,
                     )
                     for p, item, category in zip(chunk, items, chosen, strict=True)
-                ]
+                ],
             )
             events: list[tuple[str, Any, dict[str, Any]]] = [
                 ("case.opened", c, {"priority": c.priority, "subject_key": c.subject_key})
@@ -562,7 +573,7 @@ def _media_rows(chunk: list[_New], items: list[Item], placed: dict[int, str]) ->
         )
         media.file.name = relative
         rows.append(media)
-    return Media.objects.bulk_create(rows)
+    return sqlrows.insert(Media, rows)
 
 
 def _unplace(pending: _New) -> None:
