@@ -9,7 +9,9 @@
     python benchmarks/load.py --compare --baseline-ref 8458cda --moderators 0 --seconds 30
         # back to back on fresh stacks: one by one at the commit before issue 19 (baseline),
         # one by one now, batches of 100 now; prints each figure with its ratio to the first
-        # (--compare-moderators 16: then the same three with 16 moderators, the full mix)
+        # (--compare-moderators 16: then the same three with 16 moderators, the full mix;
+        # --also-ref REF: one by one at REF too; --bracket: the baseline again at the end,
+        # ratios against the mean of its two runs; --compare-batch 0: no batch variant)
     python benchmarks/load.py --batch 20 --rate 40 --intake 2 --moderators 0
         # open loop: 40 items/s offered on a fixed schedule (intake -> hashed at a set load)
 
@@ -1380,13 +1382,22 @@ def compare(args: argparse.Namespace) -> int:
                 {"code_ref": args.baseline_ref, "batch": 0},
             )
         )
+    for ref in args.also_ref or []:
+        variants.append((f"one by one, code at {ref}", {"code_ref": ref, "batch": 0}))
     variants.append(("one by one (this code)", {"code_ref": None, "batch": 0}))
-    variants.append(
-        (
-            f"batch of {args.compare_batch} (this code)",
-            {"code_ref": None, "batch": args.compare_batch},
+    if args.compare_batch:
+        variants.append(
+            (
+                f"batch of {args.compare_batch} (this code)",
+                {"code_ref": None, "batch": args.compare_batch},
+            )
         )
-    )
+    if args.bracket and len(variants) > 1:
+        # The first variant again at the end: on this VM a run's figures drift by more than
+        # some changes (benchmarks/LOAD.md), and the first run of an invocation meets a
+        # colder machine; the ratios are then against the mean of its two runs.
+        name, overrides = variants[0]
+        variants.append((f"{name} (again)", overrides))
     groups = [variants]
     mods = args.compare_moderators
     if mods:
@@ -1402,14 +1413,21 @@ def compare(args: argparse.Namespace) -> int:
             print(f"\n######## {name} ########", flush=True)
             rc, metrics = run_measured(argparse.Namespace(**{**vars(args), **overrides}))
             results.append((name, rc, metrics))
-        print_comparison(results)
+        print_comparison(results, bracket=args.bracket)
         rc_all = max(rc_all, *(rc for _, rc, _ in results))
     return rc_all
 
 
-def print_comparison(results: list[tuple[str, int, dict[str, float]]]) -> None:
+def print_comparison(
+    results: list[tuple[str, int, dict[str, float]]], *, bracket: bool = False
+) -> None:
     base = results[0][2]
-    print("\n== comparison (ratio = variant / first variant, same run) ==")
+    if bracket and len(results) > 2:
+        last = results[-1][2]
+        base = {k: (v + last[k]) / 2 for k, v in base.items() if k in last}
+        print("\n== comparison (ratio = variant / mean of the first and last runs, same run) ==")
+    else:
+        print("\n== comparison (ratio = variant / first variant, same run) ==")
     print(f"{'':26s}" + "".join(f"{name[:28]:>30s}" for name, _, _ in results))
     for key in COMPARE_KEYS:
         cells = []
@@ -1478,7 +1496,20 @@ def main() -> int:
         default=None,
         help="with --compare: first run the one-by-one path at this commit (the baseline)",
     )
-    ap.add_argument("--compare-batch", type=int, default=100)
+    ap.add_argument(
+        "--also-ref",
+        action="append",
+        metavar="REF",
+        help="with --compare: also run the one-by-one path at this commit, after the baseline "
+        "(repeatable; e.g. the previous session's code, to isolate one change)",
+    )
+    ap.add_argument(
+        "--bracket",
+        action="store_true",
+        help="with --compare: run the first variant again at the end and quote ratios against "
+        "the mean of its two runs (drift and warm-up cancel out)",
+    )
+    ap.add_argument("--compare-batch", type=int, default=100, help="0: leave out the batch variant")
     ap.add_argument(
         "--compare-moderators",
         type=int,

@@ -96,6 +96,35 @@ def _install(counters: Counters) -> None:
 
 
 @contextmanager
+def scratch_django(db_name: str, prefix: str, env: dict[str, str]) -> Iterator[Path]:
+    """Django configured from the environment on a fresh PostgreSQL database `db_name` and a
+    temporary var directory (yielded), both removed afterwards; `env` adds or overrides
+    variables. Shared with bench_insert.py."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"{PG_URL}/{db_name}",
+            "SECRET_KEY": secrets.token_urlsafe(40),
+            "DEBUG": "false",
+            "SAFEGUARD_VAR_DIR": str(tmp),
+            "LOG_LEVEL": "ERROR",
+            **env,
+        }
+    )
+    _admin(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+    _admin(f"CREATE DATABASE {db_name}")
+    try:
+        yield tmp
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        _admin(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
 def phase(
     name: str, n: int, counters: Counters, report: list[dict[str, Any]], top: int
 ) -> Iterator[None]:
@@ -133,6 +162,9 @@ def phase(
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
             row["profile"] = out.getvalue()
+            if dump := os.environ.get("PROFILE_INTAKE_PSTATS"):
+                # For pstats' print_callees: one file per phase.
+                profiler.dump_stats(f"{dump}.{name.split(':')[0].replace(' ', '_')}")
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -225,36 +257,26 @@ def main() -> int:
     )
     ap.add_argument("--n", type=int, default=200, help="items per path")
     ap.add_argument("--batch", type=int, default=100, help="items per batch request")
-    ap.add_argument("--cprofile", type=int, default=0, help="print the top N functions")
+    ap.add_argument(
+        "--cprofile",
+        type=int,
+        default=0,
+        help="print the top N functions (PROFILE_INTAKE_PSTATS=PREFIX also writes each phase's "
+        "stats to PREFIX.<phase> for pstats)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="sg-profile-", dir="/var/tmp"))
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"{PG_URL}/{DB_NAME}",
-            "REDIS_URL": REDIS_URL,
-            "SECRET_KEY": secrets.token_urlsafe(40),
-            "DEBUG": "false",
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "SAFEGUARD_API_RATE": "100000/min",
-            "SAFEGUARD_VAR_DIR": str(tmp),
-            "EVIDENCE_ROOT": str(tmp / "evidence"),
-            "SAFEGUARD_INDEX_DIR": str(tmp / "hash-index"),
-            "ALLOWED_HOSTS": "testserver,127.0.0.1",
-            "LOG_LEVEL": "ERROR",
-        }
-    )
-    _admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {DB_NAME}")
-    try:
+    with scratch_django(DB_NAME, "sg-profile-", {"REDIS_URL": REDIS_URL}) as tmp:
+        os.environ.update(
+            {
+                "CELERY_TASK_ALWAYS_EAGER": "false",
+                "SAFEGUARD_API_RATE": "100000/min",
+                "EVIDENCE_ROOT": str(tmp / "evidence"),
+                "SAFEGUARD_INDEX_DIR": str(tmp / "hash-index"),
+                "ALLOWED_HOSTS": "testserver,127.0.0.1",
+            }
+        )
         report = run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        _admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
