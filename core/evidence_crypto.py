@@ -36,6 +36,7 @@ import os
 import secrets
 import struct
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -124,20 +125,51 @@ def parse_master_keys(text: str) -> tuple[MasterKey, ...]:
     return tuple(keys)
 
 
+_key_file_lock = threading.Lock()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new directory entry (the linked key file) survive a crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @lru_cache(maxsize=8)
 def _keys_from_file(path: str) -> tuple[MasterKey, ...]:
-    key_file = Path(path)
+    # One thread per process at a time: gunicorn's threads all reach here on their first
+    # request, and each must end up with the key the file holds (lru_cache does not hold
+    # back concurrent first calls).
+    with _key_file_lock:
+        return _read_or_create_key_file(Path(path))
+
+
+def _read_or_create_key_file(key_file: Path) -> tuple[MasterKey, ...]:
     if not key_file.exists():
-        # First use with no configured key (the embedded demo): generate one, owner-only.
+        # First use with no configured key (the embedded demo, a deployment that has not set
+        # SAFEGUARD_EVIDENCE_MASTER_KEYS): generate one, owner-only. Every process (web
+        # workers, Celery workers) may race here. Each writes a complete, synced file under a
+        # name of its own, then links it into place, which fails if another got there first;
+        # everyone then reads the file, so all processes use the one key it holds. A shared
+        # temporary name let two threads truncate and rewrite one file while the other linked
+        # it, leaving processes with different keys: evidence one had encrypted failed to
+        # decrypt in the others (benchmarks/LOAD.md, session 11).
         key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = key_file.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(master_key_line("local-1") + "\n")
+        tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.link(tmp, key_file)  # fails if another process won the race: use theirs
-        except FileExistsError:
-            pass
+            with os.fdopen(fd, "w") as fh:
+                fh.write(master_key_line("local-1") + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, key_file)
+            except FileExistsError:
+                pass  # another process won the race: use its key
+            else:
+                _fsync_dir(key_file.parent)
         finally:
             tmp.unlink(missing_ok=True)
     keys = parse_master_keys(key_file.read_text())
