@@ -36,7 +36,6 @@ import os
 import secrets
 import struct
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -52,7 +51,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core import sqlrows
+from core import keyfiles, sqlrows
 from core.audit import Actor, audit_record
 from core.models import EvidenceKey
 
@@ -125,54 +124,15 @@ def parse_master_keys(text: str) -> tuple[MasterKey, ...]:
     return tuple(keys)
 
 
-_key_file_lock = threading.Lock()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a new directory entry (the linked key file) survive a crash."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @lru_cache(maxsize=8)
 def _keys_from_file(path: str) -> tuple[MasterKey, ...]:
-    # One thread per process at a time: gunicorn's threads all reach here on their first
-    # request, and each must end up with the key the file holds (lru_cache does not hold
-    # back concurrent first calls).
-    with _key_file_lock:
-        return _read_or_create_key_file(Path(path))
-
-
-def _read_or_create_key_file(key_file: Path) -> tuple[MasterKey, ...]:
-    if not key_file.exists():
-        # First use with no configured key (the embedded demo, a deployment that has not set
-        # SAFEGUARD_EVIDENCE_MASTER_KEYS): generate one, owner-only. Every process (web
-        # workers, Celery workers) may race here. Each writes a complete, synced file under a
-        # name of its own, then links it into place, which fails if another got there first;
-        # everyone then reads the file, so all processes use the one key it holds. A shared
-        # temporary name let two threads truncate and rewrite one file while the other linked
-        # it, leaving processes with different keys: evidence one had encrypted failed to
-        # decrypt in the others (benchmarks/LOAD.md, session 11).
-        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(master_key_line("local-1") + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, key_file)
-            except FileExistsError:
-                pass  # another process won the race: use its key
-            else:
-                _fsync_dir(key_file.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
-    keys = parse_master_keys(key_file.read_text())
+    # First use with no configured key (the embedded demo, a deployment that has not set
+    # SAFEGUARD_EVIDENCE_MASTER_KEYS): generate one, owner-only, once for every process.
+    key_file = Path(path)
+    text = keyfiles.read_or_create(
+        key_file, lambda: (master_key_line("local-1") + "\n").encode()
+    ).decode()
+    keys = parse_master_keys(text)
     if not keys:
         raise EvidenceKeyError(f"{key_file} holds no evidence master key")
     return keys

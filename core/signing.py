@@ -1,13 +1,12 @@
 """Ed25519 signing with this installation's key: referral packet manifests (reports) and
 audit-chain checkpoints (core.checkpoints). The private key never leaves this installation.
 
-Imports nothing from the project (settings only).
+Imports nothing from the project but settings and core.keyfiles.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
+
+from core import keyfiles
 
 
 def _key_path() -> Path:
@@ -24,27 +25,17 @@ def _key_path() -> Path:
 @lru_cache(maxsize=4)
 def _load_private(path: str) -> Ed25519PrivateKey:
     key_file = Path(path)
-    if not key_file.exists():
-        # First use (e.g. the demo): generate a key, readable by this user only.
-        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
+
+    def generate() -> bytes:
+        # First use (e.g. the demo): a new key, readable by this user only.
+        return Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        tmp = key_file.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-        try:
-            # link() fails if another process created the key first: then use theirs.
-            os.link(tmp, key_file)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    loaded = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+
+    pem = keyfiles.read_or_create(key_file, generate)
+    loaded = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ValueError(f"{key_file} is not an Ed25519 private key")
     return loaded

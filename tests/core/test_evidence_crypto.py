@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import multiprocessing
 import os
 import shutil
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -250,52 +248,6 @@ class MasterKeyTests:
         settings.DEBUG = False
         settings.SAFEGUARD_EVIDENCE_MASTER_KEYS = K1
         assert check_evidence_master_keys(None) == []
-
-    def test_threads_and_processes_racing_to_create_the_key_file_all_get_its_one_key(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Gunicorn's threads and processes and the workers all meet a missing key file on
-        their first request: each must end up with the key the file holds (a shared
-        temporary name once left processes with different keys, so evidence encrypted by one
-        could not be decrypted by the others)."""
-        key_file = tmp_path / "keys" / "evidence.key"
-        link = os.link
-
-        def slow_link(src: Any, dst: Any) -> None:
-            time.sleep(0.02)  # widen the window between writing a key and publishing it
-            link(src, dst)
-
-        monkeypatch.setattr(os, "link", slow_link)
-        ctx = multiprocessing.get_context("fork")
-        start = ctx.Barrier(4 * 8)
-        found: Any = ctx.Queue()
-
-        def race() -> None:
-            start.wait(timeout=30)
-            try:
-                # Past the per-process lock and the cache: the file protocol alone.
-                found.put(ec._read_or_create_key_file(key_file)[0].key)
-            except OSError as exc:  # reported, not raised: the parent checks
-                found.put(repr(exc))
-
-        def process() -> None:
-            threads = [threading.Thread(target=race) for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=60)
-
-        children = [ctx.Process(target=process) for _ in range(4)]
-        for child in children:
-            child.start()
-        results = [found.get(timeout=60) for _ in range(4 * 8)]
-        for child in children:
-            child.join(timeout=60)
-            assert child.exitcode == 0
-        (stored,) = ec.parse_master_keys(key_file.read_text())
-        assert results == [stored.key] * (4 * 8)
-        assert [p.name for p in key_file.parent.iterdir()] == ["evidence.key"]  # no leftovers
-        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
 
     def test_generate_prints_a_usable_entry(self, capsys: pytest.CaptureFixture[str]) -> None:
         call_command("rotate_evidence_keys", "--generate", "2027-01")
