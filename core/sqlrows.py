@@ -18,7 +18,7 @@ from itertools import chain
 from typing import Any, TypeVar
 
 from django.db import connections, transaction
-from django.db.models import AutoField, Field, Model
+from django.db.models import AutoField, BinaryField, Field, Model
 
 M = TypeVar("M", bound=Model)
 
@@ -32,15 +32,20 @@ def _fields(model: type[Model], fields: Sequence[str] | None) -> list[Field[Any,
     return [f for f in model._meta.concrete_fields if f.attname in wanted]
 
 
-def columns(model: type[Model], alias: str, fields: Sequence[str] | None = None) -> str:
+def columns(
+    model: type[Model], alias: str, fields: Sequence[str] | None = None, using: str = "default"
+) -> str:
     """`alias."col", …` for every concrete field of `model` (or only `fields`, by name), in the
     order `build` expects."""
-    quote = connections["default"].ops.quote_name
+    quote = connections[using].ops.quote_name
     return ", ".join(f"{alias}.{quote(f.column)}" for f in _fields(model, fields))
 
 
 def placeholders(n: int) -> str:
-    """`%s, %s, …` for an `IN (…)` list of `n` values (SQLite has no `= ANY(array)`)."""
+    """`%s, %s, …` for an `IN (…)` list of `n` values (SQLite has no `= ANY(array)`). An empty
+    list is refused: `IN ()` is an error on PostgreSQL, where the ORM would match nothing."""
+    if n < 1:
+        raise ValueError("an IN list needs at least one value")
     return ", ".join(["%s"] * n)
 
 
@@ -100,7 +105,7 @@ def select(
     if for_update and not connection.in_atomic_block:
         raise RuntimeError("select(for_update=True) outside a transaction would lock nothing")
     sql = (
-        f"SELECT {columns(model, 't', fields)} "  # noqa: S608 - identifiers from the model
+        f"SELECT {columns(model, 't', fields, using)} "  # noqa: S608 - identifiers from the model
         f"FROM {connection.ops.quote_name(model._meta.db_table)} t WHERE {where}"
     )
     if order_by:
@@ -126,6 +131,15 @@ class _Insert:
 _insert_cache: dict[tuple[type[Model], str, str, bool], _Insert | None] = {}
 
 
+def _plain_placeholder(field: Field[Any, Any], connection: Any) -> bool:
+    """Whether the compiler would write this field's value as a bare `%s`: every field without
+    a `get_placeholder` of its own, and a BinaryField where the backend's binary placeholder is
+    `%s` (PostgreSQL, SQLite; MySQL writes `_binary %s`)."""
+    if not hasattr(field, "get_placeholder"):
+        return True
+    return isinstance(field, BinaryField) and connection.ops.binary_placeholder_sql(b"") == "%s"
+
+
 def _insert_plan(model: type[Model], using: str, *, with_pk: bool) -> _Insert | None:
     """The statement's fixed parts, or None when the ORM's compiler must do it: a field with
     its own placeholder, a database-assigned key the backend cannot return from a multi-row
@@ -141,7 +155,8 @@ def _insert_plan(model: type[Model], using: str, *, with_pk: bool) -> _Insert | 
     if (
         (auto and with_pk)
         or (not auto and not with_pk)
-        or any(hasattr(f, "get_placeholder") for f in fields)
+        or opts.parents  # multi-table inheritance: bulk_create refuses it, and so do we
+        or any(not _plain_placeholder(f, connection) for f in fields)
         or (auto and not connection.features.can_return_rows_from_bulk_insert)
     ):
         return None
@@ -177,9 +192,10 @@ def insert(model: type[M], objs: Sequence[M], using: str = "default") -> list[M]
     `db_returning` field (the auto key, generated fields) is read back through the ORM's
     converters. Like `bulk_create`: no signals, no `save()`. Compiling the INSERT was most of
     the Python of a single intake's five inserts (benchmarks/LOAD.md, "Session 11").
-    Anything outside this plain shape (an auto key already set, an expression or database
-    default as a value, a field with a custom placeholder) goes to `bulk_create` itself, so
-    the rows written never differ.
+    Anything outside this plain shape (an auto key already set, keys set on some instances and
+    not others, an expression or database default as a value, a field with a placeholder other
+    than `%s`, multi-table inheritance) goes to `bulk_create` itself, so the rows written never
+    differ.
     """
     objs = list(objs)
     if not objs:
@@ -190,7 +206,17 @@ def insert(model: type[M], objs: Sequence[M], using: str = "default") -> list[M]
     if key not in _insert_cache:
         _insert_cache[key] = _insert_plan(model, using, with_pk=with_pk)
     plan = _insert_cache[key]
-    if plan is None or any((obj.pk is not None) != with_pk for obj in objs):
+    if (
+        plan is None
+        or any((obj.pk is not None) != with_pk for obj in objs)
+        # An expression or database default as a value: checked before any pre_save runs,
+        # so bulk_create starts from the instances as given.
+        or any(
+            hasattr(getattr(obj, f.attname), "resolve_expression")
+            for obj in objs
+            for f in plan.fields
+        )
+    ):
         return model._default_manager.db_manager(using).bulk_create(objs)
     rows: list[list[Any]] = []
     for obj in objs:
@@ -198,8 +224,6 @@ def insert(model: type[M], objs: Sequence[M], using: str = "default") -> list[M]
         values = []
         for f in plan.fields:
             value = f.pre_save(obj, add=True)
-            if hasattr(value, "resolve_expression"):
-                return model._default_manager.db_manager(using).bulk_create(objs)
             values.append(f.get_db_prep_save(value, connection=connection))
         rows.append(values)
     # Rows per statement: what the backend allows (SQLite: its bound-parameter limit), and

@@ -82,6 +82,7 @@ def row(case):
 [sel] = sqlrows.select(Case, "t.subject_key = %s AND t.active", ["sqlite:a"])
 item = Item.objects.order_by("pk").first()
 [only] = sqlrows.select(Item, "t.id = %s", [item.pk], fields=("id", "external_id"))
-print(a.active is True, row(a) == row(b), row(sel) == row(Case.objects.get(pk=b.pk)),
+stored_a, stored_b = Case.objects.get(pk=a.pk), Case.objects.get(pk=b.pk)
+print(a.active is True, row(stored_a) == row(stored_b), row(sel) == row(stored_b),
       only.external_id == item.external_id)
 """

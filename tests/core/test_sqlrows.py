@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection
+from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -107,21 +107,33 @@ class InsertTests:
         assert [stored[r.pk] for r in rows] == [{"n": n} for n in range(5)]
 
     def test_a_key_the_caller_chose_is_inserted_as_given(self) -> None:
+        # EvidenceKey: a UUID key chosen by the caller and a BinaryField, both on the plain
+        # path (not bulk_create).
+        assert sqlrows._insert_plan(EvidenceKey, "default", with_pk=True) is not None
         row = EvidenceKey(name="chosen", master_key_id="m1", wrapped=b"\x01" * 40)
         chosen = row.pk
         sqlrows.insert(EvidenceKey, [row])
         stored = EvidenceKey.objects.get(pk=chosen)
         assert bytes(stored.wrapped) == b"\x01" * 40 and stored.name == "chosen"
+        assert not row._state.adding
 
     def test_an_expression_or_a_mix_of_set_and_unset_keys_goes_to_bulk_create(self) -> None:
         event = AuditEvent(created_at=Now(), actor_label="t", verb="test.expr", data={})
         sqlrows.insert(AuditEvent, [event])
         assert AuditEvent.objects.get(pk=event.pk).created_at is not None
-        first = AuditEvent(actor_label="t", verb="test.a", data={}, created_at=timezone.now())
-        sqlrows.insert(AuditEvent, [first])
-        again = AuditEvent(actor_label="t", verb="test.b", data={}, created_at=timezone.now())
-        with pytest.raises(IntegrityError):  # the chosen key collides, as in bulk_create
-            sqlrows.insert(AuditEvent, [again, AuditEvent(pk=first.pk, verb="dup", data={})])
+        # A key set on one instance only: the plain path would drop it; bulk_create keeps it.
+        unused = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        chosen = AuditEvent(
+            pk=unused + 1000, actor_label="t", verb="test.b", data={}, created_at=timezone.now()
+        )
+        plain = AuditEvent(actor_label="t", verb="test.a", data={}, created_at=timezone.now())
+        sqlrows.insert(AuditEvent, [plain, chosen])
+        assert AuditEvent.objects.get(pk=unused + 1000).verb == "test.b"
+        assert plain.pk is not None and AuditEvent.objects.get(pk=plain.pk).verb == "test.a"
+
+    def test_an_empty_in_list_is_refused_not_sent(self) -> None:
+        with pytest.raises(ValueError, match="at least one value"):
+            sqlrows.placeholders(0)
 
     def test_nothing_to_insert_is_no_statement(self, django_assert_num_queries: Any) -> None:
         with django_assert_num_queries(0):
