@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import secrets
 import threading
 import time
@@ -41,6 +42,12 @@ def test_threads_and_processes_racing_to_create_the_key_file_all_get_its_one_key
         link(src, dst)
 
     monkeypatch.setattr(os, "link", slow_link)
+
+    def slow_key() -> bytes:
+        # Writers finish at different times, so one may still be writing while another links.
+        time.sleep(random.uniform(0, 0.02))
+        return secrets.token_bytes(32)
+
     ctx = multiprocessing.get_context("fork")
     start = ctx.Barrier(PROCESSES * THREADS)
     found: Any = ctx.Queue()
@@ -48,7 +55,7 @@ def test_threads_and_processes_racing_to_create_the_key_file_all_get_its_one_key
     def race() -> None:
         start.wait(timeout=30)
         try:
-            found.put(keyfiles.read_or_create(key_file, lambda: secrets.token_bytes(32)))
+            found.put(keyfiles.read_or_create(key_file, slow_key))
         except OSError as exc:  # reported, not raised: the parent checks
             found.put(repr(exc))
 
@@ -81,13 +88,24 @@ def test_an_existing_file_is_read_and_never_regenerated(tmp_path: Path) -> None:
 
 
 def test_the_signing_and_evidence_keys_are_generated_through_it(
-    tmp_path: Path, settings: Any
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    created: list[str] = []
+    real = keyfiles.read_or_create
+
+    def spy(key_file: Path, generate: Any) -> bytes:
+        created.append(key_file.name)
+        return real(key_file, generate)
+
+    monkeypatch.setattr(keyfiles, "read_or_create", spy)
+    signing._load_private.cache_clear()
+    ec._keys_from_file.cache_clear()
     settings.SAFEGUARD_SIGNING_KEY_FILE = tmp_path / "keys" / "signing.pem"
     settings.SAFEGUARD_EVIDENCE_MASTER_KEYS = ""
     settings.SAFEGUARD_EVIDENCE_KEY_FILE = tmp_path / "keys" / "evidence.key"
     assert signing.fingerprint() == signing.fingerprint()
     (key,) = ec.master_keys()
     assert key.id == "local-1"
+    assert sorted(set(created)) == ["evidence.key", "signing.pem"]
     for name in ("signing.pem", "evidence.key"):
         assert oct((tmp_path / "keys" / name).stat().st_mode & 0o777) == "0o600"
