@@ -79,6 +79,9 @@ def _generous_api_rate(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+_after_flush = False
+
+
 @pytest.fixture(autouse=True)
 def _reference_data(request: pytest.FixtureRequest) -> None:
     """Migrations load the principles, harm categories and roles; a transactional test's flush
@@ -89,9 +92,19 @@ def _reference_data(request: pytest.FixtureRequest) -> None:
     )
     if not uses_db:
         return
-    request.getfixturevalue(
-        "transactional_db" if marker and marker.kwargs.get("transaction") else "db"
-    )
+    transactional = bool(marker and marker.kwargs.get("transaction"))
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    global _after_flush
+    if _after_flush:
+        # The previous test was transactional: its flush re-created content types under new
+        # ids, which Django's cache and guardian's own (per app label and codename) would
+        # contradict: guardian then raised MixedContentTypeError, depending on test order.
+        from django.contrib.contenttypes.models import ContentType
+        from guardian.shortcuts import clear_ct_cache
+
+        ContentType.objects.clear_cache()
+        clear_ct_cache()
+    _after_flush = transactional  # its flush comes at its end
     from django.contrib.auth.models import Group as GroupModel
     from django.contrib.auth.models import Permission
 
