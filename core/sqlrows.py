@@ -228,12 +228,19 @@ def insert(model: type[M], objs: Sequence[M], using: str = "default") -> list[M]
         rows.append(values)
     # Rows per statement: what the backend allows (SQLite: its bound-parameter limit), and
     # never more parameters than PostgreSQL's protocol allows (65,535).
-    size = min(connection.ops.bulk_batch_size(plan.fields, objs), 65535 // len(plan.fields))
+    size = max(1, min(connection.ops.bulk_batch_size(plan.fields, objs), 65535 // len(plan.fields)))
     returned: list[Any] = []
-    # The statements of one call are applied together, as bulk_create's are.
-    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
-        for start in range(0, len(rows), max(1, size)):
-            batch = rows[start : start + max(1, size)]
+    # The statements of one call are applied together, as bulk_create's are. One statement is
+    # atomic by itself: then only mark an enclosing transaction for rollback on an error, as
+    # Model.save does (an event recorded outside a transaction stays one round trip).
+    together = (
+        transaction.atomic(using=using, savepoint=False)
+        if len(rows) > size
+        else transaction.mark_for_rollback_on_error(using)
+    )
+    with together, connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
             sql = plan.prefix + ", ".join([plan.row] * len(batch))
             params = [*chain.from_iterable(batch)]
             if plan.returning_sql:
