@@ -49,15 +49,29 @@ def placeholders(n: int) -> str:
     return ", ".join(["%s"] * n)
 
 
-def _converters(model: type[Model], using: str, fields: Sequence[str] | None) -> list[Any]:
-    connection = connections[using]
+def _converters(
+    model: type[Model], fields: Sequence[Field[Any, Any]], connection: Any
+) -> list[tuple[Any, list[_Converter]]]:
+    """Per field, its column and the converters the ORM applies to a value read from it (the
+    backend's, then the field's own `from_db_value`)."""
     out: list[tuple[Any, list[_Converter]]] = []
-    for f in _fields(model, fields):
+    for f in fields:
         col = f.get_col(model._meta.db_table)
         out.append(
             (col, [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)])
         )
     return out
+
+
+def _convert(
+    values: Sequence[Any], converters: list[tuple[Any, list[_Converter]]], connection: Any
+) -> list[Any]:
+    converted = []
+    for value, (col, funcs) in zip(values, converters, strict=True):
+        for func in funcs:
+            value = func(value, col, connection)
+        converted.append(value)
+    return converted
 
 
 # Filled once per model, field list and database; two threads racing on a first read each
@@ -77,15 +91,10 @@ def build(
     key = (model, using, connection.vendor, None if fields is None else tuple(fields))
     entry = _cache.get(key)
     if entry is None:
-        names = [f.attname for f in _fields(model, fields)]
-        entry = _cache[key] = (names, _converters(model, using, fields))
+        chosen = _fields(model, fields)
+        entry = _cache[key] = ([f.attname for f in chosen], _converters(model, chosen, connection))
     names, converters = entry
-    converted = []
-    for value, (col, funcs) in zip(values, converters, strict=True):
-        for func in funcs:
-            value = func(value, col, connection)
-        converted.append(value)
-    return model.from_db(using, names, converted)
+    return model.from_db(using, names, _convert(values, converters, connection))
 
 
 def select(
@@ -125,7 +134,8 @@ class _Insert:
     row: str  # (%s, …, %s)
     returning_sql: str  # RETURNING …, or "" when nothing is read back
     returning_params: tuple[Any, ...]
-    returning: list[tuple[str, Any, list[_Converter]]]  # (attname, col, converters)
+    returning: list[str]  # attnames of the fields read back
+    converters: list[tuple[Any, list[_Converter]]]  # theirs, as `_converters` gives them
 
 
 _insert_cache: dict[tuple[type[Model], str, str, bool], _Insert | None] = {}
@@ -163,11 +173,6 @@ def _insert_plan(model: type[Model], using: str, *, with_pk: bool) -> _Insert | 
     quote = connection.ops.quote_name
     returning = list(opts.db_returning_fields)
     returning_sql, returning_params = connection.ops.return_insert_columns(returning) or ("", ())
-    converted = []
-    for f in returning:
-        col = f.get_col(opts.db_table)
-        funcs = [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
-        converted.append((f.attname, col, funcs))
     return _Insert(
         fields=fields,
         # Identifiers from the model's own metadata, quoted; every value is a bound parameter.
@@ -178,7 +183,8 @@ def _insert_plan(model: type[Model], using: str, *, with_pk: bool) -> _Insert | 
         row="(" + ", ".join(["%s"] * len(fields)) + ")",
         returning_sql=returning_sql,
         returning_params=tuple(returning_params),
-        returning=converted,
+        returning=[f.attname for f in returning],
+        converters=_converters(model, returning, connection),
     )
 
 
@@ -250,9 +256,8 @@ def insert(model: type[M], objs: Sequence[M], using: str = "default") -> list[M]
                 cursor.execute(sql, params)
     if plan.returning:
         for obj, values in zip(objs, returned, strict=True):
-            for (attname, col, funcs), value in zip(plan.returning, values, strict=True):
-                for func in funcs:
-                    value = func(value, col, connection)
+            converted = _convert(values, plan.converters, connection)
+            for attname, value in zip(plan.returning, converted, strict=True):
                 setattr(obj, attname, value)
     for obj in objs:
         obj._state.adding = False
