@@ -21,14 +21,18 @@ automatic thread count is then 1), so wall time, CPU time and peak RSS don't mix
   decoder server is already running (started and warmed on a 1 s clip before the clock), so
   this is a fork, the limits, ``hash_video`` in the forked child, JSON and thumbnail files;
 - ``isolated-cold``: the same for a worker's first video: the decoder server's start (a new
-  interpreter, its imports) is inside the clock.
+  interpreter, its imports) is inside the clock;
+- ``approx-*`` (only when named in ``--variants``): approximate decodes that move PDQ bits
+  (``hash_approx``), to measure what speed would cost in agreement with the reference. Their
+  differences from naive are reported, not failed; Safeguard does not use them.
 
 CPU time of the isolated variants is this process's plus the decoder server's own and its
 reaped children's (``/proc/<server>/stat``: utime + stime + cutime + cstime, before and after).
 
 Every variant runs ``--repeats`` times (interleaved); medians are reported, and ratios are the
 naive median over the variant's median, wall and CPU. Frames (numbers, quality, PDQ) of every
-variant are compared with the naive ones; any difference is printed and fails the run.
+variant are compared with the naive ones; any difference is printed and fails the run (except
+for the ``approx-*`` variants, whose differences are the measurement).
 
 Matching (``moderation.matching``): a corpus of ``--frames`` vPDQ frame hashes built directly as
 numpy arrays (videos of 60-600 frames, consecutive frames a random walk of 0-4 bits, a new scene
@@ -270,6 +274,92 @@ def decode_floor(path: str) -> tuple[list[tuple[int, int, str]], dict[str, Any]]
     }
 
 
+# Approximate pipelines, measured to show what the ≥ 5x target would cost in agreement with the
+# reference (VIDEO.md, "Session 12"). Not used by Safeguard: its hashes stay exact.
+# name: (skip unchosen B-frame runs, skip the loop filter, luma reduced by this factor)
+APPROX_VARIANTS: dict[str, tuple[bool, bool, int]] = {
+    "approx-gray2": (False, False, 2),
+    "approx-skipb-gray2": (True, False, 2),
+    "approx-skipb-nolf-gray2": (True, True, 2),
+}
+
+
+def hash_approx(
+    path: str, skip_b: bool, no_loop_filter: bool, scale: int
+) -> tuple[list[tuple[int, int, str]], dict[str, Any]]:
+    """``hash_video``'s pipeline with approximations, each moving PDQ bits:
+
+    - ``skip_b``: a packet whose presentation time is below the highest seen so far in decode
+      order is a B-frame; a run of B-frames between two anchors with no chosen frame in it is
+      not decoded at all (``skip_frame=ALL``), reference B-frames included, although a later
+      P-frame may be predicted from one;
+    - ``no_loop_filter``: ``skip_loop_filter=all`` for the whole stream (PyAV 18 cannot switch it
+      per packet), so every reference frame drifts from the encoder's;
+    - ``scale``: luma from swscale's ``gray`` output (limited-range Y to full range, no RGB) at
+      1/scale of the size with its area filter, then PDQ as of the full size.
+    """
+    import av
+
+    from moderation.media.hashing import pdq_from_luma
+    from moderation.media.video import _frame_rate, _frame_thumbnail, _gop_tails
+
+    frames: list[tuple[int, int, str]] = []
+    with av.open(path, options={"probesize": "5000000"}) as container:
+        stream = container.streams.video[0]
+        mod = max(1, int(float(_frame_rate(stream))))
+        packets = [
+            (p.pts, p.is_keyframe) for p in container.demux(stream) if p.size and p.pts is not None
+        ]
+        ordered = sorted(p for p, _ in packets)
+        index = {p: i for i, p in enumerate(ordered)}
+        chosen = {p for i, p in enumerate(ordered) if i % mod == 0}
+        unneeded = {packets[i][0] for i in _gop_tails(packets, chosen)}
+        skipped: set[int] = set()
+        if skip_b:
+            highest: int | None = None
+            run: list[int] = []
+            for pts, _ in [*packets, (None, False)]:
+                if pts is not None and highest is not None and pts < highest:
+                    run.append(pts)
+                    continue
+                if not any(p in chosen for p in run):
+                    skipped.update(run)
+                run = []
+                if pts is not None:
+                    highest = pts if highest is None else max(highest, pts)
+        container.seek(0)
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        ctx.thread_type = "SLICE"
+        if no_loop_filter:
+            ctx.options = {"skip_loop_filter": "all"}
+        width, height = ctx.width, ctx.height
+        for packet in container.demux(stream):
+            if packet.size and packet.pts in unneeded:
+                continue
+            if packet.size and packet.pts in skipped:
+                ctx.skip_frame = "ALL"
+            else:
+                ctx.skip_frame = "DEFAULT" if packet.pts in chosen else "NONREF"
+            for frame in packet.decode():
+                number = index.get(frame.pts, -1)
+                if number < 0 or number % mod:
+                    continue
+                gray = frame.reformat(
+                    width=-(-width // scale),
+                    height=-(-height // scale),
+                    format="gray",
+                    interpolation="AREA",
+                ).to_ndarray()
+                pdq, quality = pdq_from_luma(
+                    gray.astype(np.float32), original_size=(width, height), scale=scale
+                )
+                frames.append((number, quality, pdq))
+                _frame_thumbnail(frame, width, height)  # the contact sheet, as hash_video
+    frames.sort()
+    return frames, {"thread_type": "SLICE", "thread_count": "0 (auto)"}
+
+
 def _vm_kb(field: str) -> int:
     """A field of /proc/self/status in kB. VmHWM is this process's own peak RSS: unlike
     ``ru_maxrss``, it does not carry over the parent's peak through fork + exec."""
@@ -324,6 +414,8 @@ def child_main(variant: str, path: str, cpu: int | None, warm: str | None = None
         result = hash_video(path, skip_nonref=variant == "fast")
         frames = [(f.frame, f.quality, f.pdq) for f in result.frames]
         info = {"thread_type": "SLICE (set by hash_video)", "thread_count": "0 (auto)"}
+    elif variant in APPROX_VARIANTS:
+        frames, info = hash_approx(path, *APPROX_VARIANTS[variant])
     elif variant in ("isolated", "isolated-cold"):
         result = hash_video_isolated(path)
         frames = [(f.frame, f.quality, f.pdq) for f in result.frames]
@@ -389,6 +481,7 @@ def compare_frames(base: list[list[Any]], other: list[list[Any]]) -> dict[str, A
         "quality_diffs": sum(b[n][1] != o[n][1] for n in common),
         "pdq_diffs": sum(x > 0 for x in bits),
         "pdq_max_bits": max(bits, default=0),
+        "pdq_mean_bits": round(sum(bits) / len(bits), 2) if bits else 0.0,
         "identical": base == other,
     }
 
@@ -449,7 +542,7 @@ def bench_hashing(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 v["vs_naive"] = compare_frames(base, rs[0]["frames"])
                 v["wall_ratio"] = median([r["wall"] for r in naive]) / wall
                 v["cpu_ratio"] = median([r["cpu"] for r in naive]) / cpu
-                if not v["vs_naive"]["identical"]:
+                if not v["vs_naive"]["identical"] and variant not in APPROX_VARIANTS:
                     failures.append(f"{spec.name}/{variant}: frames differ from naive")
             if any(r["frames"] != rs[0]["frames"] for r in rs):
                 failures.append(f"{spec.name}/{variant}: frames differ between repeats")
@@ -476,7 +569,7 @@ def print_hash_row(name: str, row: dict[str, Any]) -> None:
         f"{info['kbit_s']:.0f} kbit/s"
     )
     print(
-        f"  {'variant':13s} {'wall s':>7s} {'cpu s':>7s} {'frames/s':>9s} {'video s/s':>9s} "
+        f"  {'variant':23s} {'wall s':>7s} {'cpu s':>7s} {'frames/s':>9s} {'video s/s':>9s} "
         f"{'wall x':>7s} {'cpu x':>6s} {'RSS MB':>7s} {'(start)':>7s} {'thr':>3s}  vs naive"
     )
     for variant, v in row["variants"].items():
@@ -486,14 +579,15 @@ def print_hash_row(name: str, row: dict[str, Any]) -> None:
             if cmp_.get("identical")
             else (
                 f"frames {cmp_.get('frames')}, q diffs {cmp_.get('quality_diffs')}, "
-                f"PDQ diffs {cmp_.get('pdq_diffs')} (max {cmp_.get('pdq_max_bits')} bits)"
+                f"PDQ diffs {cmp_.get('pdq_diffs')} (max {cmp_.get('pdq_max_bits')} bits, "
+                f"mean {cmp_.get('pdq_mean_bits')})"
             )
         )
         # isolated: this process only waits; the decoding child runs hash_video (see "fast").
         isolated = variant.startswith("isolated")
         rss = f"{v['peak_rss_mb']:7.0f}" if not isolated else f"{'(child)':>7s}"
         print(
-            f"  {variant:13s} {v['wall_s']:7.2f} {v['cpu_s']:7.2f} {v['frames_per_s']:9.0f} "
+            f"  {variant:23s} {v['wall_s']:7.2f} {v['cpu_s']:7.2f} {v['frames_per_s']:9.0f} "
             f"{v['video_s_per_s']:9.1f} {v.get('wall_ratio', float('nan')):6.2f}x "
             f"{v.get('cpu_ratio', float('nan')):5.2f}x {rss} {v['rss_before_mb']:7.0f} "
             f"{v['threads_max'] if v['threads_max'] > 0 else '-':>3}  {diff}"
@@ -986,7 +1080,10 @@ def main(argv: list[str] | None = None) -> int:
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures))
         return 1
-    print("\nOK: hashes identical to the naive pipeline; matches identical to brute force")
+    approx = (
+        " (approx-* variants: differences reported above)" if "approx-" in args.variants else ""
+    )
+    print(f"\nOK: hashes identical to the naive pipeline{approx}; matches identical to brute force")
     return 0
 
 
