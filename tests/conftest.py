@@ -31,6 +31,28 @@ def service_unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every transactional test must use ``serialized_rollback``, so that test order can't
+    break setup. A plain transactional test's closing flush fires post_migrate. That re-creates
+    content types, permissions and the roles under new ids. A serialized test that follows
+    re-inserts the migrations' rows by their old ids and stops at setup with UniqueViolation on
+    a group's name. A serialized test's flush skips post_migrate, so the next test finds the
+    database empty, as Django's deserializing expects.
+    """
+    plain = [
+        item.nodeid
+        for item in items
+        if (marker := item.get_closest_marker("django_db")) is not None
+        and marker.kwargs.get("transaction")
+        and not marker.kwargs.get("serialized_rollback")
+    ]
+    if plain:
+        raise pytest.UsageError(
+            "transactional tests need serialized_rollback=True (see tests/conftest.py): "
+            + ", ".join(plain[:5])
+        )
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgres") and not _database_is_postgres():
         service_unavailable("needs PostgreSQL (set DATABASE_URL=postgres://…)")

@@ -158,7 +158,7 @@ class SelectTests:
         assert found.subject_key == "select:b"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_locking_outside_a_transaction_is_refused() -> None:
     from django.db import transaction
 

@@ -157,7 +157,7 @@ class BankLifecycleTests:
         assert entry.withdrawn_at is None
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.postgres
 class ConcurrencyTests:
     def test_two_concurrent_first_signals_create_one_list(self) -> None:

@@ -870,7 +870,7 @@ class NcmecSendTests:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class NcmecSendConcurrencyTests:
     def test_a_send_while_another_is_in_flight_is_refused_at_once(
         self,

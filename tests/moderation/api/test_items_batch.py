@@ -337,7 +337,7 @@ class ItemBatchAccessTests:
         assert other_platform_client.get(f"/api/v1/items/{item_id}").status_code == 404
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_chunk_that_fails_after_its_files_are_written_leaves_no_file_and_can_be_resent(
     platform_client: APIClient,
 ) -> None:
