@@ -333,17 +333,33 @@ class ClaimStatementTests:
         make_open_case(Priority.P2, timedelta(hours=1))
         make_open_case(Priority.P2, timedelta(hours=2), subject="restricted-one")
         Case.objects.filter(subject_key__endswith="restricted-one").update(restricted=True)
-        # Which index fits each query as the planner sees a queue of unknown size (a fresh
-        # database), not what it makes of two rows once autovacuum has analyzed the tables while
-        # they were empty (when depends on test order and timing): it then rightly prefers
-        # sequential scans. So mark both tables never analyzed for this transaction (a catalog
-        # update, rolled back with the test), and drop the session's cached plans of the claim
-        # function.
+        # Which index each query uses depends on what the planner knows of the tables. Two rows,
+        # or statistics autovacuum took while they were empty (when depends on test order and
+        # timing), rightly make it scan sequentially, so give it a queue of realistic shape:
+        # 2,000 more open P4 cases, every tenth restricted (the trigger queues them), analyzed.
+        # The two cases above stay at the head of the queue. Plans cached in this session are
+        # dropped: they were made with other statistics. (The rows roll back with the test; the
+        # table sizes ANALYZE records are written in place and outlast it, which only makes
+        # later plans assume a bigger queue.)
+        columns = [
+            connection.ops.quote_name(f.column)
+            for f in Case._meta.concrete_fields
+            if f.column != "id" and not f.generated
+        ]
+        values = {
+            '"subject_key"': "'queue-filler-' || g",
+            '"priority"': str(int(Priority.P4)),
+            '"restricted"': "g % 10 = 0",
+            '"sla_due_at"': "sla_due_at + interval '1 day'",
+        }
+        source = "moderation_case, generate_series(1, 2000) AS g"
+        first = "id = (SELECT min(id) FROM moderation_case)"
+        into, select = ", ".join(columns), ", ".join(values.get(c, c) for c in columns)
+        # Model column names and constants only, no input.
+        fill = f"INSERT INTO moderation_case ({into}) SELECT {select} FROM {source} WHERE {first}"  # noqa: S608
         with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE pg_class SET reltuples = -1, relpages = 0 "
-                "WHERE oid IN ('moderation_queueentry'::regclass, 'moderation_case'::regclass)"
-            )
+            cursor.execute(fill)
+            cursor.execute("ANALYZE moderation_case, moderation_queueentry")
             cursor.execute("DISCARD PLANS")
 
         def scans() -> dict[str, int]:
