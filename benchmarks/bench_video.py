@@ -39,8 +39,9 @@ numpy arrays (videos of 60-600 frames, consecutive frames a random walk of 0-4 b
 every 3-30 frames, ~1 % low-entropy frames of low quality), with query videos of 60 frames planted
 in three listed videos each (a full copy, a 30-frame excerpt, and a 200-frame video containing
 them: a non-match at c% < 80), random 60-frame queries (no match), and planted queries that
-start with two black frames. Timed per query: ``HammingIndex.search_many`` over all 60 frames +
-``match_videos``, as ``banks.match_frames_to_videos`` does, on the saved and memory-mapped index.
+start with two black frames. Timed per query, on the saved and memory-mapped index:
+``HammingIndex.search_many`` + ``match_videos``, once over all 60 frames and once over the frames
+at or above the quality floor only, as ``banks.match_frames_to_videos`` does since 506b8c5.
 Baseline: numpy brute force (``index.brute_force``: XOR + ``np.bitwise_count`` over every frame)
 for each query frame on a sample of queries, whose per-frame hits and whose video results
 (aggregated independently in numpy by Meta's rule) must be identical.
@@ -858,13 +859,13 @@ def bench_matching(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             pdq = to_hex(q["words"])
             t0 = time.perf_counter()
             codes_q = q["words"].view(np.uint8).reshape(-1, 32)
-            if eligible_only:  # frames under the quality floor are never compared: skip them
+            if eligible_only:  # as banks.match_frames_to_videos does: the floor's frames only
                 keep = np.flatnonzero(q["quality"] >= MIN_QUALITY)
                 found = index.search_many(codes_q[keep], DISTANCE) if keep.size else []
                 hits: list[list[tuple[int, int]]] = [[] for _ in range(len(pdq))]
                 for i, h in zip(keep.tolist(), found, strict=True):
                     hits[i] = h
-            else:  # as banks.match_frames_to_videos does today: every frame
+            else:  # every frame, as banks.match_frames_to_videos did before 506b8c5
                 hits = index.search_many(codes_q, DISTANCE)
             t1 = time.perf_counter()
             matches = match_videos(
