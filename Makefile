@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links in emails, pages and invitations point here: the demo's own address unless set.
+SITE_URL ?= http://$(HOST):$(PORT)
 # The test suite runs against the real services (PostgreSQL, Redis, a Celery worker, Chromium).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/safeguard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
@@ -24,8 +26,8 @@ install: $(VENV)/.installed
 # Embedded default: SQLite under var/, Celery tasks in-process, demo users and synthetic data.
 demo: install
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
-	DEBUG=true $(BIN)/python manage.py seed_demo
-	DEBUG=true $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	DEBUG=true SITE_URL=$(SITE_URL) $(BIN)/python manage.py seed_demo
+	DEBUG=true SITE_URL=$(SITE_URL) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

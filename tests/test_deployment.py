@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -83,3 +85,24 @@ class DockerComposeTests:
     def test_every_settings_variable_is_documented_in_env_example(self) -> None:
         documented = set(re.findall(r"^([A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.M))
         assert _settings_variables() <= documented, _settings_variables() - documented
+
+
+class MakeDemoTests:
+    def test_links_in_mail_and_pages_point_at_the_port_the_demo_serves(self) -> None:
+        # SITE_URL builds every absolute link (999 pages, invitations, notifications): a demo
+        # on another port must not mail links to :8000.
+        env = {k: v for k, v in os.environ.items() if k != "SITE_URL"}
+        plan = subprocess.run(
+            ["make", "-n", "demo", "HOST=127.0.0.1", "PORT=8771"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        seed, serve = (
+            line for line in plan.splitlines() if "seed_demo" in line or "runserver" in line
+        )
+        assert "SITE_URL=http://127.0.0.1:8771 " in seed
+        assert "SITE_URL=http://127.0.0.1:8771 " in serve
+        assert serve.endswith("runserver 127.0.0.1:8771")
