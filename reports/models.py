@@ -6,6 +6,8 @@ Imports moderation's models only: every other module of the app builds on these.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -184,7 +186,12 @@ class TransparencyReport(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Transparency report {self.start} to {self.end} ({self.status})"
+        return f"Transparency report {self.start} to {self.last_day} ({self.status})"
+
+    @property
+    def last_day(self) -> date:
+        """The period's last day, as people write a period: ``end`` is stored exclusive."""
+        return self.end - timedelta(days=1)
 
 
 class QaReview(models.Model):

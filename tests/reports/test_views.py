@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.contrib.messages import get_messages
 from django.utils import timezone
 from guardian.shortcuts import remove_perm
 
+from moderation.models import Escalation
 from moderation.services.escalations import case_mark_immediate_risk
 from principles.models import HarmCategory
 from reports.models import ReferralPacket, TransparencyReport
@@ -96,6 +98,19 @@ class TransparencyPageTests:
         response = client.post("/compliance/transparency/", {"start": day, "end": "2000-01-01"})
         assert TransparencyReport.objects.count() == 1
 
+    def test_the_list_shows_the_period_as_entered_with_its_last_day(
+        self, lead: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        client = client_for(lead)
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post("/compliance/transparency/", {"start": "2026-11-01", "end": "2026-12-01"})
+        report = TransparencyReport.objects.get()
+        assert report.end.isoformat() == "2026-12-02"  # stored exclusive
+        listing = client.get("/compliance/transparency/").content.decode()
+        assert "1 Nov 2026 \u2013 1 Dec 2026" in listing and "2 Dec 2026" not in listing
+        page = client.get(f"/compliance/transparency/{report.pk}/").content.decode()
+        assert "2026-11-01 to 2026-12-01" in page
+
     def test_the_report_page_names_categories_and_outcomes_rather_than_codes(
         self, moderator: Any, lead: Any, django_capture_on_commit_callbacks: Any
     ) -> None:
@@ -160,3 +175,19 @@ class CompliancePageTests:
         )
         assert "before it starts" in response.content.decode()
         assert client_for(lead).get("/compliance/principles/13/").status_code == 404
+
+    def test_a_zero_minute_step_shows_as_zero_not_as_no_data(self, lead: Any) -> None:
+        # A 999 call recorded within seconds of the acknowledgement is a median of 0.0
+        # minutes: a real figure, which "—" (no escalations in the period) would hide.
+        now = timezone.now()
+        Escalation.objects.create(
+            case=make_case(),
+            tier=Escalation.Tier.IMMEDIATE_RISK,
+            reason="synthetic",
+            opened_at=now - timedelta(seconds=36),
+            acknowledged_at=now - timedelta(seconds=1),
+            called_at=now,
+            sla_due_at=now,
+        )
+        html = client_for(lead).get("/compliance/operations/").content.decode()
+        assert '<div class="stat">0.6 → 0.0 → —</div>' in html
