@@ -10,9 +10,10 @@ import pytest
 from playwright.sync_api import expect
 
 from moderation.services.escalations import case_mark_immediate_risk
+from moderation.services.hashlists import hash_list_upsert
 from moderation.services.queue import case_claim_next
 from tests.e2e.conftest import login, screenshot
-from tests.moderation.factories import make_case
+from tests.moderation.factories import make_case, make_rule
 from tests.reports.factories import decide, drafted_packet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -99,6 +100,36 @@ class ResponsiveLayoutTests:
                     too_wide.append(f"{width} px {path}: {found}")
                 if width == 390 and path in ("/compliance/operations/", f"/cases/{case.pk}/"):
                     screenshot(page, f"responsive-390-{path.strip('/').replace('/', '-')}")
+        assert too_wide == [], "\n".join(too_wide)
+
+    def test_no_admin_page_is_wider_than_the_window(
+        self, page: Any, live_server: Any, admin_user: Any
+    ) -> None:
+        # Pages only an admin sees, with the rows that widen them: a list with its import form
+        # (visually hidden labels in each row), a rule with a condition and actions.
+        hash_list_upsert(name="Synthetic video list", algorithm="vpdq", actor=admin_user)
+        make_rule(
+            admin_user,
+            "grooming goes to a lead",
+            [{"field": "category", "op": "eq", "value": "grooming"}],
+            [{"type": "open_escalation", "tier": "lead"}, {"type": "set_priority", "priority": 1}],
+        )
+        login(page, live_server, "admin1")
+        too_wide = []
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            for path in (
+                "/hash-lists/",
+                "/rules/",
+                "/rules/new",
+                "/compliance/qa/",
+                "/compliance/transparency/",
+                "/people/",
+            ):
+                page.goto(f"{live_server.url}{path}")
+                found = page.evaluate(_OVERFLOW)
+                if found["scroll"] > found["inner"]:
+                    too_wide.append(f"{width} px {path}: {found}")
         assert too_wide == [], "\n".join(too_wide)
 
     def test_the_case_page_has_one_column_on_a_phone_and_two_on_a_desktop(
