@@ -648,6 +648,7 @@ class HashImport(models.Model):
         CSV = "csv", "CSV (hash,category,metadata)"
         SIGNALS = "signals", "Signal file (<signal type> <hash> per line)"
         JSONL = "jsonl", "JSON lines (one entry per line)"
+        VPDQ = "vpdq", "vPDQ text (frame,quality,pdq,timestamp; one video per file)"
 
     FINISHED = (Status.DONE, Status.COMPLETED_WITH_ERRORS, Status.FAILED)
 

@@ -319,6 +319,15 @@ def hash_import_create(
         raise HashListError("Sync is for lists of hashes; a vPDQ list takes videos one by one.")
     if b"\x00" in content[:65536]:
         raise HashListError("The file is not a text CSV file.", field="file")
+    if hash_list.algorithm == HashList.Algorithm.VPDQ:
+        # A video file says what it is (parse_video_entries reads it so): record that, not the
+        # form's default, so the imports table names the format that was read.
+        head = content[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+        fmt = HashImport.Format.JSONL if head.startswith(b"{") else HashImport.Format.VPDQ
+    elif fmt == HashImport.Format.VPDQ:
+        raise HashListError(
+            "vPDQ text holds a video's frame hashes: import it into a vPDQ list.", field="format"
+        )
     with transaction.atomic():
         imp = HashImport(
             hash_list=hash_list,

@@ -37,7 +37,13 @@ def hash_list_index(request: HttpRequest) -> HttpResponse:
             "imports": imports,
             "list_form": HashListForm(),
             "import_form": HashImportForm(),
-            "formats": HashImport.Format.choices,
+            # A vPDQ list reads videos (vPDQ text or JSON lines); the others read hashes.
+            "formats": [c for c in HashImport.Format.choices if c[0] != HashImport.Format.VPDQ],
+            "video_formats": [
+                c
+                for c in HashImport.Format.choices
+                if c[0] in (HashImport.Format.VPDQ, HashImport.Format.JSONL)
+            ],
             "quarantined": quarantined_hashes().count(),
         },
     )

@@ -42,7 +42,8 @@ class Command(BaseCommand):
             default=HashImport.Format.CSV,
             help="csv (hash,category,metadata), signals (python-threatexchange/HMA signal "
             "files: '<signal type> <hash>' lines) or jsonl (one entry per line, several hashes "
-            "per entry allowed); vpdq lists take vpdq files or JSON lines whatever this says",
+            "per entry allowed). A vpdq list reads vpdq text or JSON lines, told apart by content "
+            "whatever this says",
         )
         parser.add_argument(
             "--sync",

@@ -3,6 +3,7 @@ withdrawals that keep history."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -197,6 +198,31 @@ class SyncSafetyTests:
         videos, _ = hash_list_upsert(name="V", algorithm="vpdq", actor=ACTOR)
         with pytest.raises(HashListError, match="vPDQ"):
             hash_import_create(hash_list=videos, content=b"x", filename="v", actor=ACTOR, sync=True)
+
+
+@pytest.mark.django_db
+class VideoImportFormatTests:
+    def test_a_video_import_records_the_format_its_file_is_read_as(self) -> None:
+        videos, _ = hash_list_upsert(name="V", algorithm="vpdq", actor=ACTOR)
+        pdq = random_pdq(RNG)
+        text = f"0,100,{pdq},0.000\n1,100,{pdq},1.000\n"
+        frames = [{"frame": 0, "quality": 100, "pdq": pdq, "timestamp": 0.0}]
+        jsonl = json.dumps({"name": "clip", "frames": frames}) + "\n"
+        for content, fmt in ((text, "vpdq"), ("\ufeff" + jsonl, "jsonl")):
+            # The form's default (csv) is what arrives when nobody chose: the file decides.
+            imp = hash_import_create(
+                hash_list=videos, content=content.encode(), filename="v.txt", actor=ACTOR
+            )
+            assert imp.format == fmt
+            assert hash_import_run(import_id=imp.pk).status == "done"
+
+    def test_a_hash_list_refuses_vpdq_text(self) -> None:
+        with pytest.raises(HashListError, match="vPDQ list") as caught:
+            hash_import_create(
+                hash_list=_pdq_list(), content=b"x", filename="v", actor=ACTOR, fmt="vpdq"
+            )
+        assert caught.value.field == "format"
+        assert not HashImport.objects.exists()
 
 
 def _running_import(*, heartbeat_age: timedelta | None) -> HashImport:

@@ -56,6 +56,27 @@ class HashListConsoleTests:
         page = client.get("/hash-lists/").content.decode()
         assert "Console list" in page and 'role="progressbar"' in page
 
+    def test_a_video_list_offers_video_formats_and_lists_its_import_as_read(
+        self, admin_user: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        videos, _ = hash_list_upsert(name="Videos", algorithm="vpdq", actor=ACTOR)
+        pdqs, _ = hash_list_upsert(name="Stills", algorithm="pdq", actor=ACTOR)
+        client = client_for(admin_user)
+        page = client.get("/hash-lists/").content.decode()
+        video_form = page.split(f'id="format-{videos.pk}"')[1].split("</form>")[0]
+        still_form = page.split(f'id="format-{pdqs.pk}"')[1].split("</form>")[0]
+        assert '<option value="vpdq">' in video_form and '<option value="csv">' not in video_form
+        assert 'name="sync"' not in video_form  # a vPDQ list takes videos one by one
+        assert '<option value="vpdq">' not in still_form and 'name="sync"' in still_form
+        text = f"0,100,{random_pdq(random.Random(2))},0.000\n"
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(
+                f"/hash-lists/{videos.pk}/import",
+                {"file": SimpleUploadedFile("clip.vpdq.txt", text.encode()), "format": "csv"},
+            )
+        assert HashImport.objects.get().format == "vpdq"
+        assert "clip.vpdq.txt · vpdq" in client.get("/hash-lists/").content.decode()
+
     def test_moderators_and_outsiders_cannot_create_or_import(
         self, moderator: Any, outsider: Any, lead: Any
     ) -> None:
