@@ -62,9 +62,11 @@
         let media;
         if (data.kind === "video") {
           // The player exists only after this reveal: muted, paused, nothing fetched until play,
-          // no download, picture-in-picture or casting (each would outlive "Hide again").
+          // no download, picture-in-picture or casting (each would outlive "Hide again"). No
+          // native controls: they sit under the blur, and their fullscreen and volume would get
+          // round it; addPlayerControls puts plain ones outside the filtered element.
           media = document.createElement("video");
-          media.muted = true; media.defaultMuted = true; media.autoplay = false; media.controls = true; media.preload = "none";
+          media.muted = true; media.defaultMuted = true; media.autoplay = false; media.controls = false; media.preload = "none";
           media.disablePictureInPicture = true; media.disableRemotePlayback = true;
           media.setAttribute("controlslist", "nodownload noplaybackrate noremoteplayback");
           media.setAttribute("aria-label", "Revealed video (muted, blurred and greyscale by default)");
@@ -84,6 +86,8 @@
         stage.hidden = false;
         form.hidden = true;
         form.reset();
+        // The form that had focus is hidden now: keep the keyboard on the revealed media.
+        (stage.querySelector("[data-player] button") || stage.querySelector("[data-blur]")).focus();
         countReveal(data);
       }).catch(function () { error.textContent = "Network error; nothing was revealed."; error.hidden = false; });
     });
@@ -92,8 +96,9 @@
     stage.querySelector("[data-hide]").addEventListener("click", function () { hide(box); });
   });
 
-  // The blur and greyscale filters blur a video's own controls too, so a revealed video also
-  // gets plain controls outside the filtered element: play/pause and a position slider.
+  // The blur and greyscale filters would blur a video's own controls too, so a revealed video
+  // gets plain controls outside the filtered element: play/pause, a position slider and sound
+  // (off until asked for: the reveal was for the picture).
   function clock(seconds) {
     const whole = Math.max(0, Math.floor(seconds || 0));
     return Math.floor(whole / 60) + ":" + String(whole % 60).padStart(2, "0");
@@ -119,7 +124,13 @@
       time.textContent = clock(video.currentTime) + " / " + clock(video.duration);
     });
     seek.addEventListener("input", function () { video.currentTime = Number(seek.value); });
-    bar.append(play, seek, time);
+    const sound = document.createElement("button");
+    sound.type = "button"; sound.textContent = "Sound"; sound.setAttribute("aria-pressed", "false");
+    sound.addEventListener("click", function () {
+      video.muted = !video.muted;
+      sound.setAttribute("aria-pressed", String(!video.muted));
+    });
+    bar.append(play, seek, time, sound);
     stage.querySelector(".reveal-media").after(bar);
   }
 

@@ -36,6 +36,7 @@ class ModeratorReviewFlowTests:
         image.wait_for(state="visible")
         assert "blur(24px)" in image.get_attribute("style")
         assert "grayscale(1)" in image.get_attribute("style")
+        expect(page.get_by_label("Blur", exact=True)).to_be_focused()  # not lost with the form
         page.wait_for_function("document.querySelector('.reveal-media img').naturalWidth > 0")
         screenshot(page, "case-revealed")
         assert Reveal.objects.filter(user=moderator, case=case).count() == 1

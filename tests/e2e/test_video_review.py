@@ -123,9 +123,18 @@ class VideoReviewTests:
             "muted": True,
             "autoplay": False,
             "preload": "none",
-            "controls": True,
+            "controls": False,  # its own sit under the blur; plain ones sit outside it
             "filter": "blur(24px) grayscale(1)",
         }
+        play = page.get_by_role("button", name="Play")
+        expect(play).to_be_focused()  # the reason form is gone: the keyboard stays on the player
+        sound = page.get_by_role("button", name="Sound")
+        expect(sound).to_have_attribute("aria-pressed", "false")
+        sound.click()
+        expect(sound).to_have_attribute("aria-pressed", "true")
+        assert video.evaluate("v => v.muted") is False
+        sound.click()
+        assert video.evaluate("v => v.muted") is True
         expect(page.locator("#reveals-today")).to_have_text("2")
         assert not [
             url
