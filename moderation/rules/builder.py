@@ -143,6 +143,43 @@ def rule_builder_schema() -> dict[str, Any]:
     return {"fields": fields, "operators": OPERATORS, "actions": actions}
 
 
+def _readable(value: Any, choices: list[list[Any]] | None) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_readable(v, choices) for v in value)
+    names = {str(v): str(label) for v, label in choices or []}
+    return names.get(str(value), str(value))
+
+
+def rule_in_words(
+    conditions: list[Any], actions: list[Any], schema: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """A rule's conditions and actions as the builder names them ("Harm category is
+    Grooming", "Open an escalation: Lead review"), for lists people read. ``schema`` is
+    :func:`rule_builder_schema` (passed in: one per page, not one per rule). Anything the
+    schema doesn't know (an action of an app no longer installed) shows as stored."""
+    fields = {f["name"]: f for f in schema["fields"]}
+    kinds = {a["type"]: a for a in schema["actions"]}
+    said_conditions = []
+    for c in conditions:
+        spec = fields.get(c.get("field"), {})
+        op = schema["operators"].get(c.get("op"), c.get("op"))
+        value = _readable(c.get("value"), spec.get("choices"))
+        said_conditions.append(f"{spec.get('label', c.get('field'))} {op} {value}")
+    said_actions = []
+    for a in actions:
+        kind = kinds.get(a.get("type"), {})
+        params = [
+            _readable(a[p["name"]], p.get("choices"))
+            for p in kind.get("params", [])
+            if a.get(p["name"]) not in (None, "")
+        ]
+        label = kind.get("label", a.get("type"))
+        said_actions.append(f"{label}: {', '.join(params)}" if params else label)
+    return said_conditions, said_actions
+
+
 @dataclass
 class RowErrors:
     """Validation messages by where they belong: a condition row, an action row (0-based, in

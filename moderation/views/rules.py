@@ -13,7 +13,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from moderation.models import EscalationRule
-from moderation.rules.builder import RowErrors, rule_builder_schema, rule_errors_by_row
+from moderation.rules.builder import (
+    RowErrors,
+    rule_builder_schema,
+    rule_errors_by_row,
+    rule_in_words,
+)
 from moderation.rules.services import rule_preview, rule_save
 from moderation.rules.validation import RuleInvalid
 
@@ -21,9 +26,12 @@ from moderation.rules.validation import RuleInvalid
 @require_GET
 @permission_required("moderation.view_escalationrule", raise_exception=True)
 def rule_index(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "moderation/rules.html", {"nav": "rules", "rules": EscalationRule.objects.all()}
-    )
+    schema = rule_builder_schema()
+    rules = [
+        (rule, *rule_in_words(rule.conditions, rule.actions, schema))
+        for rule in EscalationRule.objects.all()
+    ]
+    return render(request, "moderation/rules.html", {"nav": "rules", "rules": rules})
 
 
 def _parse_json(raw: str, what: str) -> Any:

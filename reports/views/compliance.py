@@ -114,8 +114,10 @@ def operations_page(request: HttpRequest) -> HttpResponse:
     if isinstance(ops["throughput"], list):
         charts["throughput"] = bar_chart(ops["throughput"], title="Decisions per day")
     if isinstance(ops["outcomes"], dict):
+        outcome = dict(Decision.Outcome.choices)  # the chart is read by people: labels
         charts["outcomes"] = bar_chart(
-            sorted(ops["outcomes"].items()), title="Decisions by outcome"
+            [(outcome.get(code, code), n) for code, n in sorted(ops["outcomes"].items())],
+            title="Decisions by outcome",
         )
     if isinstance(ops["referrals"], dict):
         charts["referrals"] = bar_chart(

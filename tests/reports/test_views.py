@@ -175,6 +175,9 @@ class CompliancePageTests:
         )
         assert "before it starts" in response.content.decode()
         assert client_for(lead).get("/compliance/principles/13/").status_code == 404
+        decide(moderator, "grooming", outcome="remove_and_report")
+        ops = client_for(lead).get("/compliance/operations/").content.decode()
+        assert "Remove and report" in ops and "remove_and_report" not in ops
 
     def test_a_zero_minute_step_shows_as_zero_not_as_no_data(self, lead: Any) -> None:
         # A 999 call recorded within seconds of the acknowledgement is a median of 0.0

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from moderation.rules.builder import rule_builder_schema, rule_errors_by_row
+from moderation.rules.builder import rule_builder_schema, rule_errors_by_row, rule_in_words
 from moderation.rules.validation import RuleInvalid, rule_validate
+from principles.models import Priority
 from reports.models import Destination
 
 
@@ -115,3 +116,26 @@ class RuleBuilderSchemaTests:
             "notify",
             "draft_referral",
         }
+
+
+@pytest.mark.django_db
+class RuleInWordsTests:
+    def test_values_take_their_labels_and_lists_and_numbers_read_plainly(self) -> None:
+        conditions, actions = rule_in_words(
+            [
+                {"field": "item.kind", "op": "in", "value": ["image", "video"]},
+                {"field": "match.distance", "op": "lte", "value": 10},
+            ],
+            [{"type": "set_priority", "priority": 1}],
+            rule_builder_schema(),
+        )
+        assert conditions == ["Item kind is any of Image, Video", "Match distance is at most 10"]
+        assert actions == ["Raise the priority to: " + dict(Priority.choices)[1]]
+
+    def test_what_the_schema_does_not_know_shows_as_stored(self) -> None:
+        conditions, actions = rule_in_words(
+            [{"field": "gone.field", "op": "eq", "value": "x"}],
+            [{"type": "an_uninstalled_action"}],
+            rule_builder_schema(),
+        )
+        assert (conditions, actions) == (["gone.field is x"], ["an_uninstalled_action"])
