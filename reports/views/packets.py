@@ -156,11 +156,14 @@ def packet_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("reports.change_referralpacket", raise_exception=True)
 @refusal_redirects_to("reports:packet", "pk")
 def packet_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
-    packet_submit(
+    packet = packet_submit(
         packet=_get_packet_for_user(request, pk),
         lead=request.user,
         identity_documents=request.POST.get("identity_documents", ""),
         identity_documents_detail=request.POST.get("identity_documents_detail", ""),
+    )
+    messages.success(
+        request, f"{packet.reference} submitted: another lead approves it before it is built."
     )
     return redirect("reports:packet", pk=pk)
 
@@ -183,11 +186,12 @@ def packet_summary_view(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("reports.approve_referralpacket", raise_exception=True)
 @refusal_redirects_to("reports:packet", "pk")
 def packet_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
-    packet_approve(
+    packet = packet_approve(
         packet=_get_packet_for_user(request, pk),
         lead=request.user,
         declaration_confirmed=request.POST.get("declaration_confirmed") == "on",
     )
+    messages.success(request, f"{packet.reference} approved: it is being built and signed.")
     return redirect("reports:packet", pk=pk)
 
 
@@ -225,7 +229,8 @@ def packet_sent_view(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("reports.change_referralpacket", raise_exception=True)
 @refusal_redirects_to("reports:packet", "pk")
 def packet_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
-    packet_retry(packet=_get_packet_for_user(request, pk), lead=request.user)
+    packet = packet_retry(packet=_get_packet_for_user(request, pk), lead=request.user)
+    messages.success(request, f"{packet.reference}: building again.")
     return redirect("reports:packet", pk=pk)
 
 
@@ -233,11 +238,12 @@ def packet_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("reports.change_referralpacket", raise_exception=True)
 @refusal_redirects_to("reports:packet", "pk")
 def packet_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
-    packet_acknowledge(
+    packet = packet_acknowledge(
         packet=_get_packet_for_user(request, pk),
         lead=request.user,
         reference=request.POST.get("reference", ""),
     )
+    messages.success(request, f"{packet.reference}: the recipient's acknowledgement is recorded.")
     return redirect("reports:packet", pk=pk)
 
 

@@ -34,6 +34,22 @@ class PacketPageTests:
         ]
         assert ReferralPacket.objects.get(pk=packet.pk).status == "draft"
 
+    def test_submitting_and_approving_say_what_happens_next(
+        self, moderator: Any, lead: Any, lead2: Any
+    ) -> None:
+        packet = drafted_packet(moderator, lead)
+        response = client_for(lead).post(f"/referrals/{packet.pk}/submit")
+        assert [str(m) for m in get_messages(response.wsgi_request)] == [
+            f"{packet.reference} submitted: another lead approves it before it is built."
+        ]
+        response = client_for(lead2).post(
+            f"/referrals/{packet.pk}/approve", {"declaration_confirmed": "on"}
+        )
+        assert [str(m) for m in get_messages(response.wsgi_request)] == [
+            f"{packet.reference} approved: it is being built and signed."
+        ]
+        assert ReferralPacket.objects.get(pk=packet.pk).status != "draft"
+
     def test_the_new_packet_form_defaults_to_immediate_only_for_a_child_at_risk(
         self, moderator: Any, lead: Any
     ) -> None:
