@@ -198,13 +198,15 @@ def _items_with_a_verified_match() -> QuerySet[Any]:
 def known_material_evidence(case_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Per case: the matches that make it known material (list, algorithm, distance, the
     provider's category, transform), best first; one query for the whole page, so a moderator
-    sees why each case qualifies before acting on it in bulk."""
+    sees why each case qualifies before acting on it in bulk. The same evidence on several
+    items of a case (one image posted twice) is one line with its item count (``items``)."""
     rows = (
         _justifying_matches()
         .filter(media__item__case_id__in=case_ids)
-        .order_by("media__item__case_id", "distance", "hash_list__name")
+        .order_by("media__item__case_id", "distance", "hash_list__name", "media__item_id")
         .values(
             "media__item__case_id",
+            "media__item_id",
             "hash_list__name",
             "algorithm",
             "distance",
@@ -212,10 +214,20 @@ def known_material_evidence(case_ids: list[int]) -> dict[int, list[dict[str, Any
             "transform",
         )
     )
-    evidence: dict[int, list[dict[str, Any]]] = {}
+    lines: dict[int, dict[tuple[Any, ...], dict[str, Any]]] = {}
     for row in rows:
-        evidence.setdefault(row.pop("media__item__case_id"), []).append(row)
-    return evidence
+        case_id, item_id = row.pop("media__item__case_id"), row.pop("media__item_id")
+        line = lines.setdefault(case_id, {}).setdefault(
+            tuple(row.values()), {**row, "item_ids": set()}
+        )
+        line["item_ids"].add(item_id)
+    return {
+        case_id: [
+            {**{k: v for k, v in line.items() if k != "item_ids"}, "items": len(line["item_ids"])}
+            for line in by_line.values()
+        ]
+        for case_id, by_line in lines.items()
+    }
 
 
 def case_is_known_material(case: Case) -> bool:
