@@ -322,8 +322,7 @@ def hash_import_create(
     if hash_list.algorithm == HashList.Algorithm.VPDQ:
         # A video file says what it is (parse_video_entries reads it so): record that, not the
         # form's default, so the imports table names the format that was read.
-        head = content[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-        fmt = HashImport.Format.JSONL if head.startswith(b"{") else HashImport.Format.VPDQ
+        fmt = video_file_format(content[:64].decode("utf-8", errors="ignore"))
     elif fmt == HashImport.Format.VPDQ:
         raise HashListError(
             "vPDQ text holds a video's frame hashes: import it into a vPDQ list.", field="format"
@@ -721,6 +720,13 @@ class VideoEntry:
         return hashlib.sha256(vpdq_format(self.frames).encode()).hexdigest()
 
 
+def video_file_format(text: str) -> str:
+    """What a video-list file holds, from its first characters: JSON lines when it opens with
+    ``{`` (after a byte-order mark and blank space), Meta's vpdq text otherwise."""
+    opened = text.lstrip("\ufeff").lstrip()
+    return HashImport.Format.JSONL if opened.startswith("{") else HashImport.Format.VPDQ
+
+
 def parse_video_entries(
     text: str, *, filename: str, category: str
 ) -> tuple[list[VideoEntry], list[dict[str, Any]]]:
@@ -730,8 +736,7 @@ def parse_video_entries(
     one video, named after the file), or JSON lines, one video per line:
     ``{"name": …, "category": …, "frames": [{"frame", "timestamp", "quality", "pdq"}, …]}``.
     """
-    stripped = text.lstrip()
-    if not stripped.startswith("{"):
+    if video_file_format(text) == HashImport.Format.VPDQ:
         try:
             frames = parse_vpdq(text)
         except ValueError as exc:

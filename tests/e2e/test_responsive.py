@@ -79,6 +79,24 @@ def main_pages(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _wider_than_the_window(
+    page: Any, live_server: Any, paths: list[str], screenshots: tuple[str, ...] = ()
+) -> list[str]:
+    """Each page at each of WIDTHS: the ones wider than the window, with their culprits (and a
+    phone-width screenshot of the `screenshots` paths)."""
+    too_wide = []
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in paths:
+            page.goto(f"{live_server.url}{path}")
+            found = page.evaluate(_OVERFLOW)
+            if found["scroll"] > found["inner"]:
+                too_wide.append(f"{width} px {path}: {found}")
+            if width == 390 and path in screenshots:
+                screenshot(page, f"responsive-390-{path.strip('/').replace('/', '-')}")
+    return too_wide
+
+
 def _nav_links(page: Any) -> list[Any]:
     return page.locator(".topbar nav a").all()
 
@@ -90,16 +108,8 @@ class ResponsiveLayoutTests:
         data = seed_console(moderator, lead)
         case = data["case"]
         login(page, live_server, "lead1")
-        too_wide = []
-        for width in WIDTHS:
-            page.set_viewport_size({"width": width, "height": 900})
-            for path in main_pages(data):
-                page.goto(f"{live_server.url}{path}")
-                found = page.evaluate(_OVERFLOW)
-                if found["scroll"] > found["inner"]:
-                    too_wide.append(f"{width} px {path}: {found}")
-                if width == 390 and path in ("/compliance/operations/", f"/cases/{case.pk}/"):
-                    screenshot(page, f"responsive-390-{path.strip('/').replace('/', '-')}")
+        shots = ("/compliance/operations/", f"/cases/{case.pk}/")
+        too_wide = _wider_than_the_window(page, live_server, main_pages(data), shots)
         assert too_wide == [], "\n".join(too_wide)
 
     def test_no_admin_page_is_wider_than_the_window(
@@ -115,21 +125,15 @@ class ResponsiveLayoutTests:
             [{"type": "open_escalation", "tier": "lead"}, {"type": "set_priority", "priority": 1}],
         )
         login(page, live_server, "admin1")
-        too_wide = []
-        for width in WIDTHS:
-            page.set_viewport_size({"width": width, "height": 900})
-            for path in (
-                "/hash-lists/",
-                "/rules/",
-                "/rules/new",
-                "/compliance/qa/",
-                "/compliance/transparency/",
-                "/people/",
-            ):
-                page.goto(f"{live_server.url}{path}")
-                found = page.evaluate(_OVERFLOW)
-                if found["scroll"] > found["inner"]:
-                    too_wide.append(f"{width} px {path}: {found}")
+        pages = [
+            "/hash-lists/",
+            "/rules/",
+            "/rules/new",
+            "/compliance/qa/",
+            "/compliance/transparency/",
+            "/people/",
+        ]
+        too_wide = _wider_than_the_window(page, live_server, pages)
         assert too_wide == [], "\n".join(too_wide)
 
     def test_the_case_page_has_one_column_on_a_phone_and_two_on_a_desktop(
