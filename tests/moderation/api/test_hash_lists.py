@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from moderation.models import HashImport
 from tests.conftest import client_for
 
 
@@ -48,6 +49,22 @@ class HashListApiTests:
         )
         assert response.status_code == 400
         assert "out of range" in str(response.json()["error"])
+
+    def test_vpdq_text_sent_to_a_hash_list_gets_400_naming_the_format(
+        self, admin_user: Any
+    ) -> None:
+        client = client_for(admin_user)
+        list_id = client.post(
+            "/api/v1/hash-lists", {"name": "Stills", "algorithm": "pdq"}, format="json"
+        ).json()["id"]
+        response = client.post(
+            f"/api/v1/hash-lists/{list_id}/imports",
+            {"file": SimpleUploadedFile("clip.txt", b"0,100,00,0.0\n"), "format": "vpdq"},
+            format="multipart",
+        )
+        assert response.status_code == 400
+        assert "vPDQ list" in str(response.json()["error"]["fields"]["format"])
+        assert not HashImport.objects.exists()  # nothing stored
 
     def test_moderators_neither_list_nor_create(
         self, moderator: Any, lead: Any, outsider: Any
